@@ -1,0 +1,103 @@
+"""Rendering of graphs as Graphviz DOT text."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from workflows.graphs.model import Edge, Graph, Node
+
+
+# The entry marker's id has a leading space, which no valid node id has.
+_DOT_START_MARKER = " start"
+_DOT_CURRENT_COLOR = "#1c7ed6"
+_DOT_NODE_STYLES = {
+    "automatic": {"shape": "box", "style": "rounded"},
+    "manual": {"shape": "hexagon", "style": "filled", "fillcolor": "#fff3bf"},
+    "completed": {"shape": "doublecircle", "style": "filled", "fillcolor": "#d3f9d8"},
+    "failed": {"shape": "doubleoctagon", "style": "filled", "fillcolor": "#ffc9c9"},
+}
+
+
+def graph_to_dot(
+    graph: Graph,
+    *,
+    current_node: str | None = None,
+    edge_counts: Mapping[tuple[str, str, str], int] | None = None,
+) -> str:
+    """Render the graph as Graphviz DOT text.
+
+    ``edge_counts`` maps (source, target, label) to how often a workflow took
+    that edge. Keys that match no edge are ignored. Raises ValueError when
+    ``current_node`` is not a node of the graph.
+    """
+    if current_node is not None and current_node not in graph.nodes:
+        raise ValueError(f"current node {current_node!r} is not in the graph")
+    counts = edge_counts or {}
+
+    lines = [
+        "digraph {",
+        "  rankdir=LR;",
+        '  node [fontname="Helvetica"];',
+        '  edge [fontname="Helvetica"];',
+        f'  {_dot_quote(_DOT_START_MARKER)} [shape="point", width="0.15", label=""];',
+        f"  {_dot_quote(_DOT_START_MARKER)} -> {_dot_quote(graph.start)};",
+    ]
+    for node in graph.nodes.values():
+        is_start = node.id == graph.start
+        is_current = node.id == current_node
+        lines.append(_dot_node(node, is_start=is_start, is_current=is_current))
+    for edge in graph.edges:
+        count = counts.get((edge.source, edge.target, edge.label), 0)
+        lines.append(_dot_edge(edge, count))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_node(node: Node, *, is_start: bool, is_current: bool) -> str:
+    if node.is_manual:
+        kind = "manual"
+    elif node.is_terminal:
+        kind = node.outcome
+    else:
+        kind = "automatic"
+    attributes = dict(_DOT_NODE_STYLES[kind])
+
+    attributes["label"] = node.id
+    if node.is_automatic and node.operation != node.id:
+        attributes["label"] += "\n" + node.operation
+    if is_start:
+        attributes["penwidth"] = "2"
+    if is_current:
+        attributes["color"] = _DOT_CURRENT_COLOR
+        attributes["penwidth"] = "3"
+    return f"  {_dot_quote(node.id)} [{_dot_attributes(attributes)}];"
+
+
+def _dot_edge(edge: Edge, count: int) -> str:
+    attributes = {"label": edge.label}
+    if count > 0:
+        attributes["label"] = f"{edge.label} ×{count}"
+        # The pen grows with the logarithm of the count, up to 6 points.
+        attributes["penwidth"] = f"{min(2 + math.log2(count), 6):.1f}"
+        attributes["color"] = _DOT_CURRENT_COLOR
+
+    source, target = _dot_quote(edge.source), _dot_quote(edge.target)
+    return f"  {source} -> {target} [{_dot_attributes(attributes)}];"
+
+
+def _dot_attributes(attributes: Mapping[str, str]) -> str:
+    pairs = [f"{name}={_dot_quote(value)}" for name, value in attributes.items()]
+    return ", ".join(pairs)
+
+
+def _dot_quote(text: str) -> str:
+    # Graphviz (checked with 2.43) reads \" and \\ in quoted strings, and \n in a
+    # label is a line break.
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
+    return f'"{escaped}"'

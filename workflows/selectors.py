@@ -1,0 +1,80 @@
+"""Reads of workflows and their history, shaped for the API and the admin."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from jobs.models import LIVE_STATUSES, Job
+from workflows.definitions import graph_of
+from workflows.exceptions import NotFound
+from workflows.graphs import graph_to_dot
+from workflows.models import Transition, Workflow
+
+WORKFLOW_FILTERS = {
+    "status": "status",
+    "graph": "graph__name",
+    "version": "graph__version",
+    "node": "current_node",
+    "attention": "attention",
+    "business_key": "business_key",
+}
+
+
+def workflow_list(*, filters: dict[str, str]) -> QuerySet[Workflow]:
+    """Return workflows matching the given filters, newest first."""
+    workflows = Workflow.objects.select_related("graph").order_by("-created_at", "id")
+    for name, lookup in WORKFLOW_FILTERS.items():
+        if filters.get(name) not in (None, ""):
+            workflows = workflows.filter(**{lookup: filters[name]})
+    if filters.get("is_paused") in ("true", "false"):
+        workflows = workflows.filter(is_paused=filters["is_paused"] == "true")
+    return workflows
+
+
+def workflow_get(*, workflow_id: object) -> Workflow:
+    workflow = Workflow.objects.select_related("graph").filter(pk=workflow_id).first()
+    if workflow is None:
+        raise NotFound(f"Workflow {workflow_id} does not exist.", code="workflow_not_found")
+    return workflow
+
+
+def workflow_live_job(*, workflow: Workflow) -> Job | None:
+    return Job.objects.filter(workflow=workflow, status__in=LIVE_STATUSES).first()
+
+
+def workflow_labels(*, workflow: Workflow) -> list[str]:
+    """Return the labels an operator may choose now; none once finished."""
+    if workflow.is_finished:
+        return []
+    return graph_of(workflow.graph).labels(workflow.current_node)
+
+
+@dataclass
+class HistoryEntry:
+    transition: Transition
+    wall_time_seconds: float
+
+
+def workflow_history(*, workflow: Workflow) -> list[HistoryEntry]:
+    """Return the transitions oldest first, each with the time since the previous one."""
+    entries = []
+    previous_at = workflow.created_at
+    for transition in workflow.transitions.order_by("number"):
+        seconds = (transition.created_at - previous_at).total_seconds()
+        entries.append(HistoryEntry(transition, seconds))
+        previous_at = transition.created_at
+    return entries
+
+
+def workflow_dot(*, workflow: Workflow, history: list[HistoryEntry]) -> str:
+    """Return the graph as DOT with the current node and the path taken marked."""
+    counts = Counter(
+        (entry.transition.from_node, entry.transition.to_node, entry.transition.label)
+        for entry in history
+    )
+    return graph_to_dot(
+        graph_of(workflow.graph), current_node=workflow.current_node, edge_counts=counts
+    )
