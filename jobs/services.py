@@ -78,6 +78,12 @@ def job_live_get(*, workflow: Workflow) -> Job | None:
     return live_jobs.first()
 
 
+def _has_claimable_job(operations: list[str]) -> bool:
+    return Job.objects.filter(
+        status=JobStatus.PENDING, operation__in=operations, workflow__is_paused=False
+    ).exists()
+
+
 def jobs_claim(
     *, user, worker: str, operations: list[str], max_jobs: int
 ) -> list[Job]:
@@ -88,6 +94,11 @@ def jobs_claim(
     or a scheduler pass holds (it takes the next job instead). Each claimed
     job's deadline becomes its workflow's due time, for the scheduler.
     """
+    if connection.vendor == "sqlite" and not _has_claimable_job(operations):
+        # Every SQLite transaction here takes the database's write lock, so
+        # polling claims look first with a plain read.
+        return []
+
     with transaction.atomic():
         now = db_now()
         candidates = (

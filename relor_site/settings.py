@@ -189,3 +189,12 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# Who hears about workflows that need an operator; empty means nobody.
+RELOR_ATTENTION_WEBHOOK_URL = os.environ.get("RELOR_ATTENTION_WEBHOOK_URL", "")
+RELOR_ATTENTION_EMAILS = env_list("RELOR_ATTENTION_EMAILS", "")
+RELOR_RETENTION_DAYS = int(os.environ.get("RELOR_RETENTION_DAYS", 30))
+
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "relor@localhost")

@@ -1,8 +1,8 @@
 """What workers report about a job: completion, heartbeat and release.
 
-Each report locks the workflow row and then the job row, the same order that
-every other writer uses, so reports, operator actions and scheduler passes on
-one workflow run one after another and never deadlock.
+Each report locks the workflow row and then the job row. Operator actions and
+scheduler passes lock in the same order, and claims skip locked rows instead of
+waiting, so writers on one workflow queue behind each other without deadlocks.
 """
 
 from __future__ import annotations

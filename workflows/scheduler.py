@@ -32,7 +32,7 @@ MAX_BATCHES_PER_PASS = 100
 
 @dataclass
 class PassSummary:
-    """What one pass did."""
+    """Counts of the changes one pass made."""
 
     workflows_touched: int = 0
     attempts_expired: int = 0

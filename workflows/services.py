@@ -142,7 +142,7 @@ def workflow_advance(
 
 
 def workflow_cancel(*, workflow_id: object, username: str) -> Workflow:
-    """Cancel a running workflow; its outstanding jobs become stale."""
+    """Cancel a running workflow and make its outstanding jobs stale."""
     with transaction.atomic():
         workflow = _lock_running(workflow_id)
         now = db_now()
@@ -181,7 +181,7 @@ def workflow_retry(*, workflow_id: object, username: str) -> Workflow:
 def workflow_pause(*, workflow_id: object, username: str) -> Workflow:
     """Stop handing out and issuing jobs until the workflow is resumed.
 
-    A pending job stays in place but is not claimable; a claimed one may still
+    A pending job stays in place but cannot be claimed. A claimed job may still
     be completed, and its completion advances the workflow.
     """
     with transaction.atomic():
@@ -198,7 +198,7 @@ def workflow_pause(*, workflow_id: object, username: str) -> Workflow:
 
 
 def workflow_resume(*, workflow_id: object, username: str) -> Workflow:
-    """Resume issuing jobs; a job that is due is issued at once."""
+    """Resume issuing jobs, and issue a job at once if one is due."""
     with transaction.atomic():
         workflow = _lock_running(workflow_id)
         if not workflow.is_paused:
@@ -221,7 +221,7 @@ def _lock_running(workflow_id: object) -> Workflow:
     workflow = workflow_lock(workflow_id)
     if workflow.status != WorkflowStatus.RUNNING:
         raise Conflict(
-            f"Workflow {workflow.id} is {workflow.status}; only running workflows change.",
+            f"Workflow {workflow.id} is {workflow.status}, and only running workflows change.",
             code="workflow_finished",
         )
     return workflow

@@ -1,9 +1,9 @@
 """The one gate through which a workflow changes position or status.
 
-Callers lock the workflow row first (``workflow_lock``), then call these
-functions, then save the workflow with ``workflow_save``; all inside one
-database transaction, so a crash at any line leaves either the old state or
-the new one.
+Callers lock the workflow row first (``workflow_lock``), call these functions
+and then save the workflow with ``workflow_save``, all inside one database
+transaction. A crash at any line therefore leaves either the old state or the
+new one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from jobs.services import job_issue, jobs_make_stale
 from workflows.exceptions import Conflict, NotFound
 from workflows.graphs import Graph
 from workflows.models import ActorType, Attention, Transition, Workflow, WorkflowStatus
+from workflows.tasks import enqueue_attention_notice
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def workflow_enter_node(
         return
 
     if node.is_manual:
-        workflow.attention = Attention.MANUAL
+        raise_attention(workflow, Attention.MANUAL)
         return
 
     if node.delay_seconds > 0:
@@ -166,7 +167,8 @@ def workflow_enter_node(
         return
 
     if workflow.is_paused:
-        # Resuming issues the job; the due time makes sure nothing is forgotten.
+        # Resuming issues the job, and the due time keeps the workflow visible to
+        # the scheduler in the meantime.
         workflow.due_at = now
         return
 
@@ -180,7 +182,7 @@ def _spend_visit_budget(
     # A chain of budget moves between nodes whose budgets are all spent
     # would never end, so after one move per node an operator must decide.
     if label is None or moves > len(graph.nodes):
-        workflow.attention = Attention.VISITS_EXHAUSTED
+        raise_attention(workflow, Attention.VISITS_EXHAUSTED)
         logger.warning(
             "Workflow %s spent the visit budget of %s and needs an operator",
             workflow.id,
@@ -215,6 +217,13 @@ def _system_move(
     )
 
 
+def raise_attention(workflow: Workflow, reason: str) -> None:
+    """Stop scheduling the workflow until an operator acts, and queue a notice."""
+    workflow.attention = reason
+    workflow.due_at = None
+    enqueue_attention_notice(workflow)
+
+
 def workflow_end_attempt(
     workflow: Workflow,
     graph: Graph,
@@ -247,8 +256,7 @@ def workflow_end_attempt(
 def _exhaust(workflow: Workflow, graph: Graph, *, now: datetime.datetime) -> None:
     node = graph.nodes[workflow.current_node]
     if node.on_exhausted is None:
-        workflow.attention = Attention.ATTEMPTS_EXHAUSTED
-        workflow.due_at = None
+        raise_attention(workflow, Attention.ATTEMPTS_EXHAUSTED)
         logger.warning(
             "Workflow %s exhausted %s attempts at %s and needs an operator",
             workflow.id,

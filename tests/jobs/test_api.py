@@ -328,3 +328,36 @@ def test_schema_is_published(operator):
 
     assert response.status_code == 200
     assert b"/api/v1/jobs/claim" in response.content
+
+
+PROTOTYPE_GRAPH = {
+    "start": "create",
+    "config": {"defaultTimeout": "30s"},
+    "nodes": [
+        {"id": "create", "op": {"name": "accounts.create", "timeout": "10s"}},
+        {"id": "welcome", "op": {"name": "email.send_welcome"}},
+        {"id": "done"},
+    ],
+    "edges": [
+        {"fromId": "create", "toId": "welcome", "condition": {"operationResult": "ok"}},
+        {"from_id": "welcome", "to_id": "done", "condition": {"operation_result": "sent"}},
+    ],
+}
+
+
+def test_prototype_form_graph_runs_to_completion(operator, worker):
+    response = operator.post(
+        "/api/v1/graphs", {"name": "onboarding", "graph": PROTOTYPE_GRAPH}, format="json"
+    )
+    assert response.status_code == 201
+    workflow = start(operator, graph="onboarding")
+
+    [create] = worker.claim_jobs("accounts.create")
+    assert create["timeout_seconds"] == 10
+    worker.complete(create["id"], "ok", {"account_id": "acc_1"})
+    [welcome] = worker.claim_jobs("email.send_welcome")
+    assert welcome["timeout_seconds"] == 30
+    worker.complete(welcome["id"], "sent")
+
+    detail = operator.get(f"/api/v1/workflows/{workflow['id']}").json()
+    assert (detail["status"], detail["current_node"]) == ("completed", "done")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 
 import pytest
+from django.db import connection
 
 from jobs.models import Job
 from tests.factories import GraphDefinitionFactory
@@ -69,3 +70,29 @@ def test_stop_during_held_batch_leaves_whole_batches(
     while run_scheduler_once().did_work:
         pass
     assert Job.objects.filter(attempt=2).count() == 40
+
+
+def test_scheduler_survives_lost_connection(make_worker, db_clock, tmp_path):
+    expire_all_first_attempts(make_worker, db_clock, 3)
+    log_path = tmp_path / "log"
+    process = start_process(
+        manage("runscheduler", "--interval", "0.2"), "doomed-connection", log_path
+    )
+    wait_until(
+        lambda: Job.objects.filter(attempt=2).count() == 3, 60, "the first attempts expire"
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'doomed-connection'"
+        )
+    make_worker("w2").claim_jobs("op_a", max_jobs=3)
+    db_clock.advance(70)
+    wait_until(
+        lambda: Job.objects.filter(attempt=3).count() == 3, 60, "the same process goes on"
+    )
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert process.poll() == 0

@@ -1,4 +1,4 @@
-"""Duration values: "1h30m", "1.5s", "500ms" or a number of seconds."""
+"""Parsing of durations such as "1h30m", "1.5s", "500ms" or a number of seconds."""
 
 from __future__ import annotations
 
