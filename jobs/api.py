@@ -93,7 +93,7 @@ class JobClaimApi(APIView):
 
 
 def _release_connection() -> None:
-    """Close this thread's connection so a parked claim holds none while it waits."""
+    """Close this thread's connection, so a parked claim keeps none open while it waits."""
     if not connection.in_atomic_block:
         connection.close()
 

@@ -90,8 +90,8 @@ def jobs_claim(
     """Hand up to ``max_jobs`` pending jobs, oldest first, to one worker.
 
     Locks the jobs and their workflows with SKIP LOCKED, so concurrent claims
-    get distinct jobs, and a claim never waits on a workflow that a completion
-    or a scheduler pass holds (it takes the next job instead). Each claimed
+    get distinct jobs. A claim skips a job whose workflow a completion or a
+    scheduler pass has locked and takes the next job instead of waiting. Each claimed
     job's deadline becomes its workflow's due time, for the scheduler.
     """
     if connection.vendor == "sqlite" and not _has_claimable_job(operations):

@@ -138,8 +138,8 @@ class _Listener(threading.Thread):
             self.is_listening.set()
             logger.info("Job listener connected", extra={"action": "listener_connected"})
 
-            # Wake everyone once: jobs issued while the listener was away
-            # sent notifications that nobody received.
+            # Wake every parked claim once, because jobs issued while the
+            # listener was away sent notifications that no one received.
             _wake_all()
             while not self.stop_requested.is_set():
                 for notification in conn.notifies(timeout=1.0):

@@ -1,4 +1,4 @@
-"""Request body limit, answered with 413 before any view reads the body."""
+"""Request body limit, enforced with a 413 response before any view reads the body."""
 
 from __future__ import annotations
 

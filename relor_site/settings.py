@@ -91,7 +91,7 @@ def database_from_url(url: str) -> dict:
 
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets readers run beside the one writer, and IMMEDIATE takes the
-        # write lock at BEGIN, so two processes never deadlock on an upgrade.
+        # write lock at BEGIN, so no transaction fails upgrading a read lock.
         config["OPTIONS"] = {
             "timeout": 30,
             "transaction_mode": "IMMEDIATE",
@@ -127,8 +127,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
-# Django refuses bodies over this size when it reads them; the middleware
-# answers 413 before that, from the Content-Length header.
+# Django rejects bodies over this size when it reads them. The middleware
+# returns 413 before that, from the Content-Length header.
 RELOR_MAX_BODY_BYTES = int(os.environ.get("RELOR_MAX_BODY_BYTES", 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELOR_MAX_BODY_BYTES
 
@@ -190,7 +190,8 @@ LOGGING = {
     },
 }
 
-# Who hears about workflows that need an operator; empty means nobody.
+# Recipients of notices about workflows that need an operator. Empty values
+# disable that channel.
 RELOR_ATTENTION_WEBHOOK_URL = os.environ.get("RELOR_ATTENTION_WEBHOOK_URL", "")
 RELOR_ATTENTION_EMAILS = env_list("RELOR_ATTENTION_EMAILS", "")
 RELOR_RETENTION_DAYS = int(os.environ.get("RELOR_RETENTION_DAYS", 30))

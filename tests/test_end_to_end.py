@@ -7,6 +7,8 @@ import json
 import signal
 import socket
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -16,11 +18,7 @@ from tests.processes import REPO_ROOT, free_port, manage, start_process, wait_un
 from workflows.models import Workflow
 from workflows.services import workflow_start
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.postgresql,
-    pytest.mark.slow,
-]
+pytestmark = pytest.mark.slow
 
 ONBOARDING = json.loads((REPO_ROOT / "examples/graphs/account_onboarding.json").read_text())
 
@@ -44,7 +42,7 @@ def api_server(tmp_path):
     port = free_port()
     args = [
         sys.executable, "-m", "gunicorn", "relor_site.wsgi",
-        "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8",
+        "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8", "--no-control-socket",
     ]
     process = start_process(args, "api", tmp_path / "api.log")
     wait_until(lambda: is_listening(port), 30, "the API server listens")
@@ -75,6 +73,8 @@ def start_worker(url: str, token: str, name: str, speed: float, log_path):
     return start_process(args, name, log_path)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
 def test_killed_worker_job_is_reissued_and_workflow_finishes(api_server, scheduler, tmp_path):
     GraphDefinitionFactory(name="onboarding", document=short_timeout_onboarding())
     workflow, _ = workflow_start(graph_name="onboarding")
@@ -103,3 +103,29 @@ def test_killed_worker_job_is_reissued_and_workflow_finishes(api_server, schedul
     assert [job.status for job in first_jobs] == ["expired", "completed"]
     assert [job.worker for job in first_jobs] == ["doomed", "survivor"]
     assert Workflow.objects.get(pk=workflow.pk).status in ("completed", "failed")
+
+
+def test_api_answers_503_while_database_is_unreachable(tmp_path):
+    port = free_port()
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    args = [
+        sys.executable, "-m", "gunicorn", "relor_site.wsgi",
+        "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket",
+    ]
+    process = start_process(args, "api", tmp_path / "api.log", DATABASE_URL=unreachable)
+    try:
+        wait_until(lambda: is_listening(port), 30, "the API server listens")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/jobs/claim",
+            data=b'{"worker": "w1", "operations": ["op_a"]}',
+            headers={"Content-Type": "application/json", "Authorization": "Token abc"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(request, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+    assert error.value.code == 503
+    assert error.value.headers["Retry-After"] == "5"
+    assert json.loads(error.value.read())["error"] == "database_unavailable"

@@ -18,7 +18,7 @@ from workflows.scheduler import run_scheduler_once
 
 logger = logging.getLogger(__name__)
 
-#: Longest wait between tries while the database is unreachable, in seconds.
+#: Maximum wait between tries while the database is unreachable, in seconds.
 MAX_RECONNECT_WAIT_SECONDS = 5.0
 
 #: Test hook: when set, the pass waits before changing its Nth batch until the
