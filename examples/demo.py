@@ -251,7 +251,7 @@ def build_children(port: int, worker_token: str) -> list[Child]:
     """Build the API server, scheduler and workers, in the order they start."""
     python = sys.executable
     gunicorn = [python, "-m", "gunicorn", "relor_site.wsgi"]
-    gunicorn += ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "16"]
+    gunicorn += ["--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "32"]
     gunicorn += ["--timeout", "60", "--graceful-timeout", "10"]
     # Gunicorn 27 otherwise opens ~/.gunicorn/gunicorn.ctl, which is outside
     # the repository and shared by every gunicorn of the same user.
@@ -681,7 +681,8 @@ def run_demo(
     start_children(workers)
     print(f"\nAdmin: {client.base_url}/admin/")
     print(f"  username: {ADMIN_USERNAME}")
-    print(f"  password: {password}\n")
+    print(f"  password: {password}")
+    print(f"Operator API token (for /api/v1/workflows): {operator_token}\n")
 
     run.workflow_ids = start_workflows(client, run.workflow_count, run.stop)
     not_started = run.workflow_count - len(run.workflow_ids)

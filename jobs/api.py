@@ -7,6 +7,7 @@ import time
 
 from django.conf import settings
 from django.db import connection
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +15,15 @@ from rest_framework.views import APIView
 from jobs import wakeup
 from jobs.models import Job
 from jobs.services import jobs_claim
+from relor_site.api_errors import ERROR_RESPONSES
 from relor_site.permissions import require_permission
+from relor_site.serializers import (
+    NameField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from workflows.attempts import job_complete, job_heartbeat, job_release
 
 logger = logging.getLogger(__name__)
@@ -22,23 +31,16 @@ logger = logging.getLogger(__name__)
 IsWorker = require_permission("jobs.work_job")
 
 
-class NameField(serializers.CharField):
-    """A worker, operation or label name: compared exactly, never trimmed."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(trim_whitespace=False, min_length=1, max_length=100, **kwargs)
-
-
 class JobClaimApi(APIView):
     """Claim up to ``max_jobs`` pending jobs, waiting up to ``wait`` seconds for one."""
 
     permission_classes = [IsWorker]
 
-    class InputSerializer(serializers.Serializer):
+    class ClaimInputSerializer(StrictSerializer):
         worker = NameField()
         operations = serializers.ListField(child=NameField(), min_length=1, max_length=100)
-        max_jobs = serializers.IntegerField(min_value=1, default=1)
-        wait = serializers.FloatField(min_value=0, default=0)
+        max_jobs = StrictIntegerField(min_value=1, default=1)
+        wait = StrictFloatField(min_value=0, default=0)
 
     class JobSerializer(serializers.ModelSerializer):
         workflow_id = serializers.UUIDField()
@@ -61,8 +63,15 @@ class JobClaimApi(APIView):
                 "outputs",
             ]
 
+    @extend_schema(
+        request=ClaimInputSerializer,
+        responses={
+            200: inline_serializer("ClaimOutput", {"jobs": JobSerializer(many=True)}),
+            **ERROR_RESPONSES,
+        },
+    )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.ClaimInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
 
@@ -103,13 +112,29 @@ class JobCompleteApi(APIView):
 
     permission_classes = [IsWorker]
 
-    class InputSerializer(serializers.Serializer):
+    class CompletionInputSerializer(StrictSerializer):
         worker = NameField(required=False)
-        label = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        label = StrictCharField(trim_whitespace=False, allow_blank=True)
         output = serializers.JSONField(required=False, default=dict)
 
+    @extend_schema(
+        request=CompletionInputSerializer,
+        responses={
+            200: inline_serializer(
+                "CompletionOutput",
+                {
+                    "id": serializers.IntegerField(),
+                    "workflow_id": serializers.UUIDField(),
+                    "status": serializers.CharField(),
+                    "label": serializers.CharField(),
+                    "transition_id": serializers.IntegerField(),
+                },
+            ),
+            **ERROR_RESPONSES,
+        },
+    )
     def post(self, request, job_id: int):
-        data = self.InputSerializer(data=request.data)
+        data = self.CompletionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
 
@@ -128,11 +153,25 @@ class JobHeartbeatApi(APIView):
 
     permission_classes = [IsWorker]
 
-    class InputSerializer(serializers.Serializer):
+    class HeartbeatInputSerializer(StrictSerializer):
         worker = NameField(required=False)
 
+    @extend_schema(
+        request=HeartbeatInputSerializer,
+        responses={
+            200: inline_serializer(
+                "HeartbeatOutput",
+                {
+                    "id": serializers.IntegerField(),
+                    "is_current": serializers.BooleanField(),
+                    "deadline": serializers.DateTimeField(),
+                },
+            ),
+            **ERROR_RESPONSES,
+        },
+    )
     def post(self, request, job_id: int):
-        data = self.InputSerializer(data=request.data)
+        data = self.HeartbeatInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
 
         body = job_heartbeat(
@@ -146,14 +185,24 @@ class JobReleaseApi(APIView):
 
     permission_classes = [IsWorker]
 
-    class InputSerializer(serializers.Serializer):
+    class ReleaseInputSerializer(StrictSerializer):
         worker = NameField(required=False)
-        retry_after = serializers.FloatField(
+        retry_after = StrictFloatField(
             min_value=0, max_value=7 * 24 * 3600, required=False, allow_null=True
         )
 
+    @extend_schema(
+        request=ReleaseInputSerializer,
+        responses={
+            200: inline_serializer(
+                "ReleaseOutput",
+                {"id": serializers.IntegerField(), "status": serializers.CharField()},
+            ),
+            **ERROR_RESPONSES,
+        },
+    )
     def post(self, request, job_id: int):
-        data = self.InputSerializer(data=request.data)
+        data = self.ReleaseInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
 

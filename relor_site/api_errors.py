@@ -6,9 +6,10 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -30,6 +31,20 @@ def api_exception_handler(error: Exception, context: dict) -> Response:
 
     if isinstance(error, drf_exceptions.ValidationError):
         return _error_response(400, "invalid", _validation_sentence(error.detail))
+
+    if isinstance(error, RecursionError):
+        return _error_response(400, "invalid", "The JSON is nested too deeply. Flatten it.")
+
+    if isinstance(error, DataError):
+        # Input checks should stop such values first; this keeps a missed
+        # case a client error instead of a 500.
+        logger.warning(
+            "Database rejected a value in %s: %s",
+            view_name,
+            error,
+            extra={"action": "database_rejected_value"},
+        )
+        return _error_response(400, "invalid", "A value in the request cannot be stored.")
 
     if isinstance(error, RequestDataTooBig):
         return _error_response(413, "request_too_large", body_limit_sentence())
@@ -94,6 +109,19 @@ def body_limit_sentence() -> str:
         f"The request body is over the limit of {settings.RELOR_MAX_BODY_BYTES} bytes. "
         "Send a smaller body."
     )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    error = serializers.CharField(help_text="Stable machine-readable code.")
+    detail = serializers.CharField(help_text="A sentence naming the field and the fix.")
+
+
+#: Error responses shared by every endpoint, for the OpenAPI schema.
+ERROR_RESPONSES = {
+    status: ErrorSerializer for status in (400, 401, 403, 404, 409, 413, 429, 503)
+}
 
 
 def json_error(status: int, code: str, detail: str) -> JsonResponse:

@@ -57,7 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "relor_site.middleware.RequestBodyLimitMiddleware",
+    "relor_site.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -136,7 +136,9 @@ RELOR_MAX_PAYLOAD_BYTES = int(os.environ.get("RELOR_MAX_PAYLOAD_BYTES", 256 * 10
 RELOR_MAX_NAME_LENGTH = int(os.environ.get("RELOR_MAX_NAME_LENGTH", 100))
 RELOR_MAX_CLAIM_WAIT_SECONDS = float(os.environ.get("RELOR_MAX_CLAIM_WAIT_SECONDS", 30))
 RELOR_MAX_CLAIM_JOBS = int(os.environ.get("RELOR_MAX_CLAIM_JOBS", 100))
-RELOR_MAX_PARKED_POLLS = int(os.environ.get("RELOR_MAX_PARKED_POLLS", 200))
+# Each parked long poll holds one server thread, so this must stay below the
+# threads of one API process, leaving threads for completions and heartbeats.
+RELOR_MAX_PARKED_POLLS = int(os.environ.get("RELOR_MAX_PARKED_POLLS", 16))
 RELOR_POLL_INTERVAL_SECONDS = float(os.environ.get("RELOR_POLL_INTERVAL_SECONDS", 0.25))
 RELOR_SCHEDULER_BATCH_SIZE = int(os.environ.get("RELOR_SCHEDULER_BATCH_SIZE", 100))
 RELOR_SCHEDULER_INTERVAL_SECONDS = float(
@@ -151,7 +153,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["relor_site.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "relor_site.api_errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from relor_site.api_errors import ERROR_RESPONSES
 from relor_site.permissions import require_permission
+from relor_site.serializers import (
+    NameField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from workflows import selectors, services
 from workflows.definitions import graph_definition_get, graph_definition_upload, graph_of
 from workflows.graphs import graph_to_dot
-from workflows.models import GraphDefinition
+from workflows.models import Attention, GraphDefinition, WorkflowStatus
 
 CanViewGraphs = require_permission("workflows.view_graphdefinition")
 CanUploadGraphs = require_permission("workflows.upload_graphdefinition")
@@ -27,6 +36,19 @@ class GraphDefinitionSerializer(serializers.ModelSerializer):
         fields = ["name", "version", "digest", "created_at", "created_by", "spec"]
 
 
+class GraphDefinitionSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GraphDefinition
+        fields = ["name", "version", "digest", "created_at", "created_by"]
+
+
+class GraphDefinitionDetailSerializer(GraphDefinitionSerializer):
+    dot = serializers.CharField(help_text="The graph as Graphviz DOT.")
+
+    class Meta(GraphDefinitionSerializer.Meta):
+        fields = [*GraphDefinitionSerializer.Meta.fields, "dot"]
+
+
 class GraphDefinitionListApi(APIView):
     """List graph definitions (GET) or upload a new version (POST)."""
 
@@ -34,6 +56,16 @@ class GraphDefinitionListApi(APIView):
         permission = CanUploadGraphs if self.request.method == "POST" else CanViewGraphs
         return [permission()]
 
+    @extend_schema(
+        operation_id="graph_list",
+        responses={
+            200: inline_serializer(
+                "GraphDefinitionList",
+                {"results": GraphDefinitionSummarySerializer(many=True)},
+            ),
+            **ERROR_RESPONSES,
+        },
+    )
     def get(self, request):
         definitions = GraphDefinition.objects.order_by("name", "-version")
         if request.query_params.get("name"):
@@ -41,6 +73,17 @@ class GraphDefinitionListApi(APIView):
         fields = ["name", "version", "digest", "created_at", "created_by"]
         return Response({"results": list(definitions.values(*fields)[:1000])})
 
+    @extend_schema(
+        request=inline_serializer(
+            "GraphUpload",
+            {"name": serializers.CharField(), "graph": serializers.JSONField()},
+        ),
+        responses={
+            200: GraphDefinitionSerializer,
+            201: GraphDefinitionSerializer,
+            **ERROR_RESPONSES,
+        },
+    )
     def post(self, request):
         body = request.data if isinstance(request.data, dict) else {}
         document = body.get("graph", {k: v for k, v in body.items() if k != "name"})
@@ -56,11 +99,26 @@ class GraphDefinitionDetailApi(APIView):
 
     permission_classes = [CanViewGraphs]
 
+    @extend_schema(
+        operation_id="graph_retrieve",
+        responses={200: GraphDefinitionDetailSerializer, **ERROR_RESPONSES},
+    )
     def get(self, request, name: str, version: int | None = None):
         definition = graph_definition_get(name=name, version=version)
         data = GraphDefinitionSerializer(definition).data
         data["dot"] = graph_to_dot(graph_of(definition))
         return Response(data)
+
+
+class GraphDefinitionLatestApi(GraphDefinitionDetailApi):
+    """The latest version of a graph, with its DOT text."""
+
+    @extend_schema(
+        operation_id="graph_latest_retrieve",
+        responses={200: GraphDefinitionDetailSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request, name: str):
+        return super().get(request, name)
 
 
 class WorkflowSerializer(serializers.Serializer):
@@ -80,9 +138,47 @@ class WorkflowSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField()
 
 
+class LiveJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    attempt = serializers.IntegerField()
+    worker = serializers.CharField()
+    deadline = serializers.DateTimeField(allow_null=True)
+
+
+class WorkflowDetailSerializer(WorkflowSerializer):
+    """Documents the detail body that ``workflow_detail`` builds."""
+
+    labels = serializers.ListField(child=serializers.CharField())
+    input = serializers.JSONField()
+    job = LiveJobSerializer(allow_null=True)
+    deadline = serializers.DateTimeField(allow_null=True)
+
+
 class WorkflowPagination(CursorPagination):
     ordering = ("-created_at", "id")
     page_size = 100
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise serializers.ValidationError(
+                {"cursor": ["Invalid cursor. Use the next or previous link of a page."]}
+            ) from None
+
+
+class WorkflowFilterSerializer(StrictSerializer):
+    """Query parameters of the workflow list."""
+
+    status = serializers.ChoiceField(choices=WorkflowStatus.values, required=False)
+    graph = NameField(required=False)
+    version = serializers.IntegerField(min_value=1, required=False)
+    node = NameField(required=False)
+    attention = serializers.ChoiceField(choices=Attention.values, required=False)
+    business_key = StrictCharField(max_length=200, required=False)
+    is_paused = serializers.BooleanField(required=False)
+    cursor = StrictCharField(required=False)
 
 
 class WorkflowListApi(APIView):
@@ -92,19 +188,35 @@ class WorkflowListApi(APIView):
         permission = CanStartWorkflows if self.request.method == "POST" else CanViewWorkflows
         return [permission()]
 
-    class StartSerializer(serializers.Serializer):
-        graph = serializers.CharField(max_length=100)
-        version = serializers.IntegerField(min_value=1, required=False)
+    class StartSerializer(StrictSerializer):
+        graph = NameField()
+        version = StrictIntegerField(min_value=1, required=False)
         id = serializers.UUIDField(required=False)
         input = serializers.JSONField(required=False, default=dict)
-        business_key = serializers.CharField(max_length=200, required=False, default="")
+        business_key = StrictCharField(max_length=200, required=False, default="")
 
+    @extend_schema(
+        operation_id="workflow_list",
+        parameters=[WorkflowFilterSerializer],
+        responses={200: WorkflowSerializer(many=True), **ERROR_RESPONSES},
+    )
     def get(self, request):
-        workflows = selectors.workflow_list(filters=request.query_params)
+        filters = WorkflowFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+
+        workflows = selectors.workflow_list(filters=filters.validated_data)
         paginator = WorkflowPagination()
         page = paginator.paginate_queryset(workflows, request, view=self)
         return paginator.get_paginated_response(WorkflowSerializer(page, many=True).data)
 
+    @extend_schema(
+        request=StartSerializer,
+        responses={
+            200: WorkflowDetailSerializer,
+            201: WorkflowDetailSerializer,
+            **ERROR_RESPONSES,
+        },
+    )
     def post(self, request):
         data = self.StartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -143,9 +255,32 @@ class WorkflowDetailApi(APIView):
 
     permission_classes = [CanViewWorkflows]
 
+    @extend_schema(
+        operation_id="workflow_retrieve",
+        responses={200: WorkflowDetailSerializer, **ERROR_RESPONSES},
+    )
     def get(self, request, workflow_id):
         workflow = selectors.workflow_get(workflow_id=workflow_id)
         return Response(workflow_detail(workflow))
+
+
+class HistoryEntrySerializer(serializers.Serializer):
+    transition_id = serializers.IntegerField()
+    from_node = serializers.CharField()
+    to_node = serializers.CharField()
+    label = serializers.CharField()
+    actor_type = serializers.CharField()
+    actor = serializers.CharField()
+    job_id = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    wall_time_seconds = serializers.FloatField()
+
+
+class WorkflowHistorySerializer(serializers.Serializer):
+    workflow_id = serializers.UUIDField()
+    transitions = HistoryEntrySerializer(many=True)
+    dot = serializers.CharField()
 
 
 class WorkflowHistoryApi(APIView):
@@ -153,6 +288,7 @@ class WorkflowHistoryApi(APIView):
 
     permission_classes = [CanViewWorkflows]
 
+    @extend_schema(responses={200: WorkflowHistorySerializer, **ERROR_RESPONSES})
     def get(self, request, workflow_id):
         workflow = selectors.workflow_get(workflow_id=workflow_id)
         history = selectors.workflow_history(workflow=workflow)
@@ -180,13 +316,16 @@ class WorkflowAdvanceApi(APIView):
 
     permission_classes = [CanResolveWorkflows]
 
-    class InputSerializer(serializers.Serializer):
-        transition_id = serializers.IntegerField(min_value=0)
-        label = serializers.CharField(trim_whitespace=False, max_length=100)
-        reason = serializers.CharField(max_length=2000)
+    class AdvanceInputSerializer(StrictSerializer):
+        transition_id = StrictIntegerField(min_value=0)
+        label = StrictCharField(trim_whitespace=False, max_length=100)
+        reason = StrictCharField(max_length=2000)
 
+    @extend_schema(
+        request=AdvanceInputSerializer, responses={200: WorkflowDetailSerializer, **ERROR_RESPONSES}
+    )
     def post(self, request, workflow_id):
-        data = self.InputSerializer(data=request.data)
+        data = self.AdvanceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         params = data.validated_data
 
@@ -206,6 +345,9 @@ class WorkflowControlApi(APIView):
     permission_classes = [CanControlWorkflows]
     control_action = ""
 
+    class ControlInputSerializer(StrictSerializer):
+        reason = StrictCharField(max_length=2000, required=False, default="", allow_blank=True)
+
     ACTIONS = {
         "cancel": services.workflow_cancel,
         "retry": services.workflow_retry,
@@ -213,7 +355,17 @@ class WorkflowControlApi(APIView):
         "resume": services.workflow_resume,
     }
 
+    @extend_schema(
+        request=ControlInputSerializer, responses={200: WorkflowDetailSerializer, **ERROR_RESPONSES}
+    )
     def post(self, request, workflow_id):
+        data = self.ControlInputSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+
         service = self.ACTIONS[self.control_action]
-        workflow = service(workflow_id=workflow_id, username=request.user.get_username())
+        workflow = service(
+            workflow_id=workflow_id,
+            username=request.user.get_username(),
+            reason=data.validated_data["reason"],
+        )
         return Response(workflow_detail(workflow))

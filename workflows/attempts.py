@@ -71,7 +71,7 @@ def job_complete(
             graph,
             label=label,
             actor_type=ActorType.WORKER,
-            actor=job.worker,
+            actor=_actor_name(job, user),
             job_id=job.id,
             output=output,
             now=now,
@@ -81,8 +81,8 @@ def job_complete(
 
 
 def _repeat_completion(job: Job, user, worker: str | None, label: str, output: dict) -> dict:
-    is_same_sender = job.claimed_by_id == user.pk and worker in (None, job.worker)
-    if is_same_sender and job.label == label and job.output == output:
+    _check_holder(job, user, worker)
+    if job.label == label and job.output == output:
         return _completion_body(job)
     raise _reject(
         job,
@@ -91,6 +91,14 @@ def _repeat_completion(job: Job, user, worker: str | None, label: str, output: d
         f"Job {job.id} was already completed with label {job.label!r} "
         "and a possibly different output.",
     )
+
+
+def _actor_name(job: Job, user) -> str:
+    """Name the worker as it called itself, and its account when that differs."""
+    username = user.get_username()
+    if job.worker == username:
+        return username
+    return f"{job.worker} ({username})"
 
 
 def _completion_body(job: Job) -> dict:

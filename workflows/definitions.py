@@ -29,7 +29,8 @@ def graph_definition_upload(
     try:
         graph = parse_graph(document, max_name_length=settings.RELOR_MAX_NAME_LENGTH)
     except GraphError as error:
-        raise InvalidInput(f"graph: {error}", code="invalid_graph") from error
+        detail = str(error) if error.location == "graph" else f"graph: {error}"
+        raise InvalidInput(detail, code="invalid_graph") from error
 
     spec = graph.to_spec()
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -79,10 +80,10 @@ def _validate_graph_name(name: object) -> str:
     limit = settings.RELOR_MAX_NAME_LENGTH
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("name: a graph name is required, for example \"orders\".")
-    if name != name.strip() or len(name) > limit or not name.isprintable():
+    if name != name.strip() or len(name) > limit or not name.isprintable() or "/" in name:
         raise InvalidInput(
-            f"name: {name!r} must be 1 to {limit} printable characters "
-            "without leading or trailing spaces."
+            f"name: {name!r} must be 1 to {limit} printable characters without "
+            "a slash and without leading or trailing spaces."
         )
     return name
 

@@ -134,7 +134,7 @@ class Transition(models.Model):
     label = models.CharField(max_length=100)
     actor_type = models.CharField(max_length=16, choices=ActorType.choices)
     #: Worker name, operator username, or "system".
-    actor = models.CharField(max_length=150)
+    actor = models.CharField(max_length=300)
     #: The job whose completion made this move, if a worker made it.
     job_id = models.BigIntegerField(null=True, blank=True)
     reason = models.TextField(blank=True)

@@ -23,14 +23,14 @@ WORKFLOW_FILTERS = {
 }
 
 
-def workflow_list(*, filters: dict[str, str]) -> QuerySet[Workflow]:
-    """Return workflows matching the given filters, newest first."""
+def workflow_list(*, filters: dict[str, object]) -> QuerySet[Workflow]:
+    """Return workflows matching the given, already validated filters, newest first."""
     workflows = Workflow.objects.select_related("graph").order_by("-created_at", "id")
     for name, lookup in WORKFLOW_FILTERS.items():
-        if filters.get(name) not in (None, ""):
+        if name in filters:
             workflows = workflows.filter(**{lookup: filters[name]})
-    if filters.get("is_paused") in ("true", "false"):
-        workflows = workflows.filter(is_paused=filters["is_paused"] == "true")
+    if "is_paused" in filters:
+        workflows = workflows.filter(is_paused=filters["is_paused"])
     return workflows
 
 

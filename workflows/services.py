@@ -141,7 +141,9 @@ def workflow_advance(
     return workflow
 
 
-def workflow_cancel(*, workflow_id: object, username: str) -> Workflow:
+def workflow_cancel(
+    *, workflow_id: object, username: str, reason: str = ""
+) -> Workflow:
     """Cancel a running workflow and make its outstanding jobs stale."""
     with transaction.atomic():
         workflow = _lock_running(workflow_id)
@@ -150,11 +152,13 @@ def workflow_cancel(*, workflow_id: object, username: str) -> Workflow:
         workflow_set_status(workflow, WorkflowStatus.CANCELLED, now=now)
         workflow_save(workflow, now=now)
 
-    _log_operator_action("cancelled", workflow, username)
+    _log_operator_action("cancelled", workflow, username, reason)
     return workflow
 
 
-def workflow_retry(*, workflow_id: object, username: str) -> Workflow:
+def workflow_retry(
+    *, workflow_id: object, username: str, reason: str = ""
+) -> Workflow:
     """Issue a new attempt at once, with the attempt counter reset to 1."""
     with transaction.atomic():
         workflow = _lock_running(workflow_id)
@@ -174,11 +178,13 @@ def workflow_retry(*, workflow_id: object, username: str) -> Workflow:
         job_issue(workflow=workflow, graph=graph, now=now)
         workflow_save(workflow, now=now)
 
-    _log_operator_action("retried", workflow, username)
+    _log_operator_action("retried", workflow, username, reason)
     return workflow
 
 
-def workflow_pause(*, workflow_id: object, username: str) -> Workflow:
+def workflow_pause(
+    *, workflow_id: object, username: str, reason: str = ""
+) -> Workflow:
     """Stop handing out and issuing jobs until the workflow is resumed.
 
     A pending job stays in place but cannot be claimed. A claimed job may still
@@ -193,11 +199,13 @@ def workflow_pause(*, workflow_id: object, username: str) -> Workflow:
         workflow.is_paused = True
         workflow_save(workflow, now=now)
 
-    _log_operator_action("paused", workflow, username)
+    _log_operator_action("paused", workflow, username, reason)
     return workflow
 
 
-def workflow_resume(*, workflow_id: object, username: str) -> Workflow:
+def workflow_resume(
+    *, workflow_id: object, username: str, reason: str = ""
+) -> Workflow:
     """Resume issuing jobs, and issue a job at once if one is due."""
     with transaction.atomic():
         workflow = _lock_running(workflow_id)
@@ -213,7 +221,7 @@ def workflow_resume(*, workflow_id: object, username: str) -> Workflow:
             job_issue(workflow=workflow, graph=graph, now=now)
         workflow_save(workflow, now=now)
 
-    _log_operator_action("resumed", workflow, username)
+    _log_operator_action("resumed", workflow, username, reason)
     return workflow
 
 
@@ -227,12 +235,13 @@ def _lock_running(workflow_id: object) -> Workflow:
     return workflow
 
 
-def _log_operator_action(verb: str, workflow: Workflow, username: str) -> None:
+def _log_operator_action(verb: str, workflow: Workflow, username: str, reason: str) -> None:
     logger.info(
-        "Operator %s %s workflow %s",
+        "Operator %s %s workflow %s: %s",
         username,
         verb,
         workflow.id,
+        reason or "no reason given",
         extra={
             "action": f"workflow_{verb}",
             "workflow_id": str(workflow.id),

@@ -54,7 +54,7 @@ def workflow_lock(workflow_id: object) -> Workflow:
         .first()
     )
     if workflow is None:
-        raise NotFound(f"Workflow {workflow_id} does not exist.")
+        raise NotFound(f"Workflow {workflow_id} does not exist.", code="workflow_not_found")
     return workflow
 
 

@@ -4,7 +4,7 @@ from workflows import api
 
 urlpatterns = [
     path("graphs", api.GraphDefinitionListApi.as_view(), name="graph-list"),
-    path("graphs/<str:name>", api.GraphDefinitionDetailApi.as_view(), name="graph-latest"),
+    path("graphs/<str:name>", api.GraphDefinitionLatestApi.as_view(), name="graph-latest"),
     path(
         "graphs/<str:name>/<int:version>",
         api.GraphDefinitionDetailApi.as_view(),

@@ -361,3 +361,136 @@ def test_prototype_form_graph_runs_to_completion(operator, worker):
 
     detail = operator.get(f"/api/v1/workflows/{workflow['id']}").json()
     assert (detail["status"], detail["current_node"]) == ("completed", "done")
+
+
+def test_deeply_nested_input_is_rejected(linear_graph, operator):
+    body = '{"graph": "g1", "input": ' + '{"a": ' * 320 + "1" + "}" * 320 + "}"
+
+    response = operator.post("/api/v1/workflows", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("input:")
+    assert not Workflow.objects.exists()
+
+
+def test_lone_surrogate_in_output_is_rejected(linear_graph, operator, worker):
+    start(operator, graph="g1")
+    [job] = worker.claim_jobs("op_a")
+    body = '{"worker": "w1", "label": "ok", "output": {"s": "\\ud800"}}'
+
+    response = worker.post(
+        f"/api/v1/jobs/{job['id']}/complete", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("output:")
+    assert Job.objects.get(pk=job["id"]).status == "claimed"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/workflows?business_key=%00",
+        "/api/v1/graphs?name=a%00b",
+        "/api/v1/graphs/a%00b/2",
+    ],
+)
+def test_nul_in_url_is_rejected(operator, path):
+    response = operator.get(path)
+
+    assert response.status_code == 400
+    assert "NUL" in response.json()["detail"]
+
+
+def test_chunked_body_is_rejected(worker):
+    response = worker.post(
+        "/api/v1/jobs/claim",
+        '{"worker": "w1", "operations": ["op_a"]}',
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+
+    assert response.status_code == 411
+    assert response.json()["error"] == "length_required"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"worker": 1, "operations": ["op_a"]}, "worker"),
+        ({"worker": "w1", "operations": [1]}, "operations"),
+        ({"worker": "w1", "operations": ["op_a"], "max_jobs": "5"}, "max_jobs"),
+        ({"worker": "w1", "operations": ["op_a"], "wait": True}, "wait"),
+        ({"worker": "w1\n", "operations": ["op_a"]}, "worker"),
+        ({"worker": "w1\x1b[31m", "operations": ["op_a"]}, "worker"),
+        ({"worker": "w1", "operations": ["op_a"], "maxjobs": 3}, "maxjobs"),
+    ],
+)
+def test_claim_rejects_wrong_types_and_unknown_fields(worker, body, field):
+    response = worker.post("/api/v1/jobs/claim", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"{field}:")
+
+
+def test_non_object_body_is_rejected(worker):
+    response = worker.post("/api/v1/jobs/claim", "null", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == "The request body must be a JSON object."
+
+
+def test_start_rejects_misspelt_field(linear_graph, operator):
+    response = operator.post(
+        "/api/v1/workflows", {"graph": "g1", "graph_version": 9}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("graph_version: Unknown field.")
+    assert not Workflow.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [("status=bogus", "status"), ("cursor=garbage", "cursor")]
+)
+def test_workflow_list_rejects_invalid_filters(operator, query, field):
+    response = operator.get(f"/api/v1/workflows?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"{field}:")
+
+
+def test_workflow_list_filters_by_status(linear_graph, operator):
+    running = start(operator, graph="g1")
+    cancelled = start(operator, graph="g1")
+    operator.post(
+        f"/api/v1/workflows/{cancelled['id']}/cancel", {"reason": "duplicate"}, format="json"
+    )
+
+    response = operator.get("/api/v1/workflows?status=running")
+
+    assert [row["id"] for row in response.json()["results"]] == [running["id"]]
+
+
+def test_other_worker_cannot_probe_completed_job(linear_graph, operator, worker, make_worker):
+    start(operator, graph="g1")
+    [job] = worker.claim_jobs("op_a")
+    worker.complete(job["id"], "ok")
+
+    response = make_worker("w2").complete(job["id"], "ok")
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "job_not_claimed_by_worker"
+
+
+def test_history_names_account_of_renamed_worker(linear_graph, operator, worker):
+    workflow = start(operator, graph="g1")
+    body = {"worker": "blue-7", "operations": ["op_a"]}
+    [job] = worker.post("/api/v1/jobs/claim", body, format="json").json()["jobs"]
+
+    worker.post(
+        f"/api/v1/jobs/{job['id']}/complete", {"worker": "blue-7", "label": "ok"}, format="json"
+    )
+
+    history = operator.get(f"/api/v1/workflows/{workflow['id']}/history").json()
+    assert history["transitions"][0]["actor"] == "blue-7 (w1)"

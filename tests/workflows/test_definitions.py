@@ -49,3 +49,17 @@ def test_upload_without_name_is_rejected(operator):
 
     assert response.status_code == 400
     assert response.json()["detail"].startswith("name:")
+
+
+def test_graph_name_with_slash_is_rejected(operator):
+    response = upload(operator, "orders/eu", LINEAR_GRAPH)
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("name:")
+
+
+def test_graph_level_error_is_prefixed_once(operator):
+    response = upload(operator, "orders", {**LINEAR_GRAPH, "start": "zzz"})
+
+    assert response.json()["detail"].startswith("graph: ")
+    assert not response.json()["detail"].startswith("graph: graph:")

@@ -612,6 +612,31 @@ NODE_REJECTIONS = [
         "the node cannot be reached from the start node 'a'",
         id="unreachable",
     ),
+    pytest.param(
+        with_nodes_and_edges(
+            [{"id": "a"}, {"id": "b"}, {"id": "c"}],
+            [
+                {"from": "a", "to": "b", "label": "ok"},
+                {"from": "a", "to": "c", "label": "loop"},
+                {"from": "c", "to": "c", "label": "again"},
+            ],
+        ),
+        "node 'c'",
+        "no path leads from this node to a terminal node",
+        id="self_loop_without_exit",
+    ),
+    pytest.param(
+        with_nodes_and_edges(
+            [{"id": "a"}, {"id": "b"}],
+            [
+                {"from": "a", "to": "b", "label": "ok"},
+                {"from": "b", "to": "a", "label": "back"},
+            ],
+        ),
+        "node 'a'",
+        "no path leads from this node to a terminal node",
+        id="cycle_without_terminal",
+    ),
 ]
 
 

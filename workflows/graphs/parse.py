@@ -58,6 +58,7 @@ def parse_graph(
     }
 
     _check_reachable(start, nodes, edges)
+    _check_can_finish(nodes, edges)
     return Graph(
         start=start,
         default_timeout_seconds=default_timeout,
@@ -197,5 +198,33 @@ def _check_reachable(
             raise GraphError(
                 "the node cannot be reached from the start node "
                 f"{_format_name(start)}. Add an edge that leads to it or remove it",
+                location=_node_location(node_id),
+            )
+
+
+def _check_can_finish(nodes: Mapping[str, Node], edges: tuple[Edge, ...]) -> None:
+    """Reject nodes from which no path leads to a terminal node.
+
+    A workflow that enters such a node could never finish, whatever its
+    workers or operators chose.
+    """
+    sources_by_target: dict[str, list[str]] = {}
+    for edge in edges:
+        sources_by_target.setdefault(edge.target, []).append(edge.source)
+
+    finishing = {node_id for node_id, node in nodes.items() if node.is_terminal}
+    pending = list(finishing)
+    while pending:
+        for source in sources_by_target.get(pending.pop(), []):
+            if source not in finishing:
+                finishing.add(source)
+                pending.append(source)
+
+    for node_id in nodes:
+        if node_id not in finishing:
+            raise GraphError(
+                "no path leads from this node to a terminal node, so a workflow "
+                "that enters it could never finish. Add an edge toward a node "
+                "without outgoing edges",
                 location=_node_location(node_id),
             )
