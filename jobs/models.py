@@ -42,6 +42,9 @@ class Job(models.Model):
     timeout_seconds = models.FloatField()
     max_duration_seconds = models.FloatField(null=True, blank=True)
     issued_at = models.DateTimeField()
+    #: When a job still pending has waited for a worker longer than its
+    #: timeout; the admin lists such workflows. A pending job never expires.
+    claim_overdue_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

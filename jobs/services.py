@@ -41,6 +41,7 @@ def job_issue(*, workflow: Workflow, graph: Graph, now: datetime.datetime) -> Jo
         timeout_seconds=node.timeout_seconds,
         max_duration_seconds=node.max_duration_seconds,
         issued_at=now,
+        claim_overdue_at=now + datetime.timedelta(seconds=node.timeout_seconds),
     )
     _announce(job)
 

@@ -116,6 +116,15 @@ class Workflow(models.Model):
         return self.status in FINISHED_STATUSES
 
 
+class WorkflowNeedingAttention(Workflow):
+    """Running workflows that wait for an operator, for the admin's queue."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "workflow needing attention"
+        verbose_name_plural = "workflows needing attention"
+
+
 class ActorType(models.TextChoices):
     WORKER = "worker"
     OPERATOR = "operator"

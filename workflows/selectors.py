@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min, QuerySet
 
-from jobs.models import LIVE_STATUSES, Job
+from jobs.models import LIVE_STATUSES, Job, JobStatus
 from workflows.definitions import graph_of
 from workflows.exceptions import NotFound
 from workflows.graphs import graph_to_dot
-from workflows.models import Transition, Workflow
+from workflows.models import Transition, Workflow, WorkflowStatus
 
 WORKFLOW_FILTERS = {
     "status": "status",
@@ -78,3 +79,55 @@ def workflow_dot(*, workflow: Workflow, history: list[HistoryEntry]) -> str:
     return graph_to_dot(
         graph_of(workflow.graph), current_node=workflow.current_node, edge_counts=counts
     )
+
+
+@dataclass
+class Dashboard:
+    """Counts for the admin index."""
+
+    counts_by_status: dict[str, int]
+    attention_count: int
+    oldest_attention_at: datetime.datetime | None
+    waiting_for_worker_count: int
+
+
+def workflows_needing_attention() -> QuerySet[Workflow]:
+    """Return running workflows that wait for an operator, oldest first."""
+    return (
+        Workflow.objects.filter(status=WorkflowStatus.RUNNING)
+        .exclude(attention="")
+        .select_related("graph")
+        .order_by("node_entered_at")
+    )
+
+
+def workflows_waiting_for_worker(*, now: datetime.datetime) -> QuerySet[Workflow]:
+    """Return workflows whose pending job has waited longer than its timeout."""
+    overdue = Job.objects.filter(status=JobStatus.PENDING, claim_overdue_at__lt=now)
+    return Workflow.objects.filter(pk__in=overdue.values("workflow_id"))
+
+
+def dashboard_get(*, now: datetime.datetime) -> Dashboard:
+    rows = Workflow.objects.values_list("status").annotate(count=Count("pk"))
+    counts = {status: 0 for status in WorkflowStatus.values}
+    counts.update(dict(rows))
+
+    attention = workflows_needing_attention().aggregate(
+        count=Count("pk"), oldest=Min("node_entered_at")
+    )
+    return Dashboard(
+        counts_by_status=counts,
+        attention_count=attention["count"],
+        oldest_attention_at=attention["oldest"],
+        waiting_for_worker_count=workflows_waiting_for_worker(now=now).count(),
+    )
+
+
+def graph_heatmap(*, definition) -> dict[str, int]:
+    """Return how many running workflows of one graph version sit at each node."""
+    rows = (
+        Workflow.objects.filter(graph=definition, status=WorkflowStatus.RUNNING)
+        .values_list("current_node")
+        .annotate(count=Count("pk"))
+    )
+    return dict(rows)
