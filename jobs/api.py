@@ -10,6 +10,7 @@ from django.db import connection
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from jobs import wakeup
@@ -35,6 +36,8 @@ class JobClaimApi(APIView):
     """Claim up to ``max_jobs`` pending jobs, waiting up to ``wait`` seconds for one."""
 
     permission_classes = [IsWorker]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "claim"
 
     class ClaimInputSerializer(StrictSerializer):
         worker = NameField()

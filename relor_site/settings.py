@@ -148,7 +148,7 @@ RELOR_DB_RETRY_AFTER_SECONDS = int(os.environ.get("RELOR_DB_RETRY_AFTER_SECONDS"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "relor_site.authentication.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -159,7 +159,29 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_RATES": {
+        "claim": os.environ.get("RELOR_CLAIM_RATE", "1200/min"),
+    },
 }
+
+# Failed token authentications one client address may make per minute
+# before it gets 429.
+RELOR_MAX_AUTH_FAILURES_PER_MINUTE = int(
+    os.environ.get("RELOR_MAX_AUTH_FAILURES_PER_MINUTE", 30)
+)
+
+# Behind HTTPS (set RELOR_HTTPS=true) cookies are secure and HTTP redirects
+# to HTTPS; the local demo serves plain HTTP on 127.0.0.1 and leaves it off.
+RELOR_HTTPS = env_bool("RELOR_HTTPS", False)
+SECURE_SSL_REDIRECT = RELOR_HTTPS
+SESSION_COOKIE_SECURE = RELOR_HTTPS
+CSRF_COOKIE_SECURE = RELOR_HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000 if RELOR_HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = RELOR_HTTPS
+SECURE_HSTS_PRELOAD = RELOR_HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if RELOR_HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Relor API",
