@@ -17,6 +17,13 @@ from workflows.clock import CREATE_POSTGRESQL_FUNCTION
 IS_POSTGRESQL = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
 
 
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("relor crash test")
+    group.addoption("--crash-workflows", type=int, default=60, help="workflows to start")
+    group.addoption("--crash-seconds", type=float, default=20, help="seconds of random kills")
+    group.addoption("--crash-seed", type=int, default=1, help="seed of the random kills")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     if IS_POSTGRESQL:
         return
