@@ -16,6 +16,9 @@ class RelorAdminSite(admin.AdminSite):
 
     def index(self, request, extra_context=None):
         """Show workflow counts and the attention queue's age above the model list."""
+        if not request.user.has_perm("workflows.view_workflow"):
+            return super().index(request, extra_context)
+
         now = db_now()
         dashboard = dashboard_get(now=now)
         oldest_wait = None

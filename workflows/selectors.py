@@ -103,7 +103,9 @@ def workflows_needing_attention() -> QuerySet[Workflow]:
 
 def workflows_waiting_for_worker(*, now: datetime.datetime) -> QuerySet[Workflow]:
     """Return workflows whose pending job has waited longer than its timeout."""
-    overdue = Job.objects.filter(status=JobStatus.PENDING, claim_overdue_at__lt=now)
+    overdue = Job.objects.filter(
+        status=JobStatus.PENDING, claim_overdue_at__lt=now, workflow__is_paused=False
+    )
     return Workflow.objects.filter(pk__in=overdue.values("workflow_id"))
 
 
@@ -131,3 +133,13 @@ def graph_heatmap(*, definition) -> dict[str, int]:
         .annotate(count=Count("pk"))
     )
     return dict(rows)
+
+
+def workflow_operator_actions(*, workflow: Workflow) -> QuerySet:
+    """Return the admin log entries of operators' actions on one workflow, oldest first."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    content_type = ContentType.objects.get_for_model(Workflow)
+    entries = LogEntry.objects.filter(content_type=content_type, object_id=str(workflow.pk))
+    return entries.select_related("user").order_by("action_time")

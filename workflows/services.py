@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 
 from jobs.models import Job, LIVE_STATUSES
@@ -151,8 +154,7 @@ def workflow_cancel(
         jobs_make_stale(workflow=workflow, now=now)
         workflow_set_status(workflow, WorkflowStatus.CANCELLED, now=now)
         workflow_save(workflow, now=now)
-
-    _log_operator_action("cancelled", workflow, username, reason)
+        _log_operator_action("cancelled", workflow, username, reason)
     return workflow
 
 
@@ -177,8 +179,7 @@ def workflow_retry(
         workflow.is_paused = False
         job_issue(workflow=workflow, graph=graph, now=now)
         workflow_save(workflow, now=now)
-
-    _log_operator_action("retried", workflow, username, reason)
+        _log_operator_action("retried", workflow, username, reason)
     return workflow
 
 
@@ -198,8 +199,7 @@ def workflow_pause(
         now = db_now()
         workflow.is_paused = True
         workflow_save(workflow, now=now)
-
-    _log_operator_action("paused", workflow, username, reason)
+        _log_operator_action("paused", workflow, username, reason)
     return workflow
 
 
@@ -220,8 +220,7 @@ def workflow_resume(
         if is_due and not has_live_job and not workflow.attention:
             job_issue(workflow=workflow, graph=graph, now=now)
         workflow_save(workflow, now=now)
-
-    _log_operator_action("resumed", workflow, username, reason)
+        _log_operator_action("resumed", workflow, username, reason)
     return workflow
 
 
@@ -236,6 +235,11 @@ def _lock_running(workflow_id: object) -> Workflow:
 
 
 def _log_operator_action(verb: str, workflow: Workflow, username: str, reason: str) -> None:
+    """Log an operator's action and record it, with the reason, in the admin's action log.
+
+    Called inside the action's transaction, so the record exists exactly
+    when the change does.
+    """
     logger.info(
         "Operator %s %s workflow %s: %s",
         username,
@@ -247,4 +251,17 @@ def _log_operator_action(verb: str, workflow: Workflow, username: str, reason: s
             "workflow_id": str(workflow.id),
             "operator": username,
         },
+    )
+
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        return
+    message = f"{verb.capitalize()}: {reason}" if reason else verb.capitalize()
+    LogEntry.objects.create(
+        user=user,
+        content_type=ContentType.objects.get_for_model(Workflow),
+        object_id=str(workflow.pk),
+        object_repr=str(workflow)[:200],
+        action_flag=CHANGE,
+        change_message=message[:2000],
     )

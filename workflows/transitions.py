@@ -75,6 +75,7 @@ def workflow_set_status(workflow: Workflow, status: str, *, now: datetime.dateti
     workflow.finished_at = now
     workflow.due_at = None
     workflow.attention = Attention.NONE
+    workflow.is_paused = False
 
 
 def workflow_move(

@@ -7,10 +7,12 @@ failure leaves the others' changes in place.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from workflows import selectors, services
@@ -132,7 +134,30 @@ def _choose_label_page(model_admin, request, queryset):
     return TemplateResponse(request, "admin/workflows/workflow/bulk_label.html", context)
 
 
+def _selected_workflows(request, queryset):
+    """Return every selected workflow, including those that left the admin's list.
+
+    Django narrows the selection to the list's own queryset, so a workflow
+    that left the attention queue after the confirmation page would vanish
+    from the report instead of being reported as skipped.
+    """
+    if request.POST.get("select_across") == "1":
+        return queryset
+    ids = []
+    for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            logger.warning(
+                "Ignored invalid workflow id %r in a bulk action",
+                value,
+                extra={"action": "bulk_invalid_id"},
+            )
+    return Workflow.objects.filter(pk__in=ids).order_by("created_at")
+
+
 def _run_bulk(model_admin, request, queryset, name, title, check, apply):
+    queryset = _selected_workflows(request, queryset)
     if "reason" in request.POST and name == "resolve_with_label" and not request.POST["reason"].strip():
         messages.error(request, "Give a reason for the decision.")
         return _choose_label_page(model_admin, request, queryset)

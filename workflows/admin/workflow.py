@@ -29,6 +29,18 @@ logger = logging.getLogger(__name__)
 #: Jobs shown on a workflow page, newest first; older ones stay in the job list.
 MAX_JOBS_SHOWN = 200
 
+#: What each control action does, shown on its confirmation page.
+CONTROL_HELP = {
+    "retry": "Issues a new attempt at once, counted from 1 again. A worker still "
+    "running the current attempt will have its result rejected, so the step may "
+    "run twice: make sure the operation is safe to repeat.",
+    "pause": "Stops handing out and issuing jobs for this workflow. A job a worker "
+    "already holds may still finish, and its result still moves the workflow.",
+    "resume": "Hands out and issues jobs again; a job that is due is issued at once.",
+    "cancel": "Ends the workflow for good. Its outstanding jobs become stale, and "
+    "their results will be rejected. This cannot be undone.",
+}
+
 CONTROL_ACTIONS = {
     "retry": (services.workflow_retry, "Retry now"),
     "pause": (services.workflow_pause, "Pause"),
@@ -44,7 +56,9 @@ class ResolveForm(forms.Form):
 
     def __init__(self, *args, labels: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["label"].choices = [(label, label) for label in labels]
+        # No label is preselected, so a decision is always an explicit choice.
+        choices = [(label, label) for label in labels]
+        self.fields["label"].choices = [("", "— choose a label —"), *choices]
 
 
 @admin.register(Workflow)
@@ -186,6 +200,9 @@ class WorkflowAdmin(admin.ModelAdmin):
                 (workflow.finished_at or timezone.now()) - workflow.node_entered_at
             ),
             input_json=json.dumps(workflow.input, indent=2, ensure_ascii=False),
+            outputs_json=json.dumps(workflow.outputs, indent=2, ensure_ascii=False),
+            live_job=selectors.workflow_live_job(workflow=workflow),
+            operator_actions=selectors.workflow_operator_actions(workflow=workflow),
             history=history,
             jobs=jobs,
             dot=selectors.workflow_dot(workflow=workflow, history=history),
@@ -243,6 +260,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             context = render_context(
                 self, request, f"{title}: workflow {workflow.pk}", workflow=workflow,
                 action=action, action_title=title, page_url=page_url,
+                action_help=CONTROL_HELP[action],
             )
             return TemplateResponse(request, "admin/workflows/workflow/confirm.html", context)
 

@@ -103,10 +103,13 @@ def _heat_attributes(
 ) -> dict[str, str]:
     attributes = {}
     if node_id in node_counts:
-        attributes["xlabel"] = str(node_counts[node_id])
+        attributes["label"] = f"{node_id}\n({node_counts[node_id]} running)"
     if node_id in heat:
         attributes["style"] = "filled,rounded"
         attributes["fillcolor"] = heat[node_id]
+        lightness = float(heat[node_id].split()[-1])
+        if lightness < 0.7:
+            attributes["fontcolor"] = "white"
     if node_id in node_links:
         attributes["href"] = node_links[node_id]
         attributes["target"] = "_top"
