@@ -99,7 +99,7 @@ def _act_on_due_workflow(workflow: Workflow, now: datetime.datetime, summary: Pa
     job = Job.objects.select_for_update().filter(workflow=workflow, status__in=LIVE_STATUSES).first()
 
     if job is not None and job.status == JobStatus.CLAIMED and job.deadline <= now:
-        _expire(job, now)
+        _expire(job)
         summary.attempts_expired += 1
         attempt_before = workflow.attempt
         workflow_end_attempt(workflow, graph, ended_at=job.deadline, now=now)
@@ -119,9 +119,10 @@ def _act_on_due_workflow(workflow: Workflow, now: datetime.datetime, summary: Pa
     workflow_save(workflow, now=now)
 
 
-def _expire(job: Job, now: datetime.datetime) -> None:
+def _expire(job: Job) -> None:
+    # The attempt ended at its deadline, whenever the pass noticed it.
     job.status = JobStatus.EXPIRED
-    job.finished_at = now
+    job.finished_at = job.deadline
     job.save(update_fields=["status", "finished_at"])
     logger.warning(
         "Job %s of workflow %s expired at %s without a result (worker %s, attempt %s)",

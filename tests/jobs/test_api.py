@@ -81,7 +81,7 @@ def test_manual_node_waits_then_operator_resolves(upload_graph, operator, worker
         "checked by phone",
     )
     assert history["transitions"][0]["actor"] == "w1"
-    assert '"review" -> "done"' in history["dot"]
+    assert 'n1 -> n2 [label="approve ×1"' in history["dot"]
 
 
 def test_linear_workflow_passes_outputs_to_next_job(linear_graph, operator, worker):

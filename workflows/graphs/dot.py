@@ -39,31 +39,42 @@ def graph_to_dot(
         raise ValueError(f"current node {current_node!r} is not in the graph")
     counts = edge_counts or {}
 
+    dot_ids = _dot_ids(graph)
     lines = [
         "digraph {",
         "  rankdir=LR;",
         '  node [fontname="Helvetica"];',
         '  edge [fontname="Helvetica"];',
         f'  {_dot_quote(_DOT_START_MARKER)} [shape="point", width="0.15", label=""];',
-        f"  {_dot_quote(_DOT_START_MARKER)} -> {_dot_quote(graph.start)};",
+        f"  {_dot_quote(_DOT_START_MARKER)} -> {dot_ids[graph.start]};",
     ]
     heat = _heat_colors(node_counts or {})
     for node in graph.nodes.values():
         is_start = node.id == graph.start
         is_current = node.id == current_node
-        line = _dot_node(node, is_start=is_start, is_current=is_current)
+        line = _dot_node(dot_ids, node, is_start=is_start, is_current=is_current)
         extra = _heat_attributes(node.id, node_counts or {}, heat, node_links or {})
         if extra:
             line = line[: -len("];")] + ", " + _dot_attributes(extra) + "];"
         lines.append(line)
     for edge in graph.edges:
         count = counts.get((edge.source, edge.target, edge.label), 0)
-        lines.append(_dot_edge(edge, count))
+        lines.append(_dot_edge(dot_ids, edge, count))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _dot_node(node: Node, *, is_start: bool, is_current: bool) -> str:
+def _dot_ids(graph: Graph) -> dict[str, str]:
+    """Map each node id to its DOT identifier: its position, not its id.
+
+    Graphviz reads backslashes in a quoted identifier literally, so an id
+    ending in a backslash could not be written at all. The id goes into the
+    label instead, where escapes work.
+    """
+    return {node_id: f"n{index}" for index, node_id in enumerate(graph.nodes)}
+
+
+def _dot_node(dot_ids: Mapping[str, str], node: Node, *, is_start: bool, is_current: bool) -> str:
     if node.is_manual:
         kind = "manual"
     elif node.is_terminal:
@@ -80,7 +91,7 @@ def _dot_node(node: Node, *, is_start: bool, is_current: bool) -> str:
     if is_current:
         attributes["color"] = _DOT_CURRENT_COLOR
         attributes["penwidth"] = "3"
-    return f"  {_dot_quote(node.id)} [{_dot_attributes(attributes)}];"
+    return f"  {dot_ids[node.id]} [{_dot_attributes(attributes)}];"
 
 
 def _heat_colors(node_counts: Mapping[str, int]) -> dict[str, str]:
@@ -116,7 +127,7 @@ def _heat_attributes(
     return attributes
 
 
-def _dot_edge(edge: Edge, count: int) -> str:
+def _dot_edge(dot_ids: Mapping[str, str], edge: Edge, count: int) -> str:
     attributes = {"label": edge.label}
     if count > 0:
         attributes["label"] = f"{edge.label} ×{count}"
@@ -124,7 +135,7 @@ def _dot_edge(edge: Edge, count: int) -> str:
         attributes["penwidth"] = f"{min(2 + math.log2(count), 6):.1f}"
         attributes["color"] = _DOT_CURRENT_COLOR
 
-    source, target = _dot_quote(edge.source), _dot_quote(edge.target)
+    source, target = dot_ids[edge.source], dot_ids[edge.target]
     return f"  {source} -> {target} [{_dot_attributes(attributes)}];"
 
 

@@ -50,6 +50,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, once: bool, batch_size: int | None, interval: float | None, **options):
         self.stop_requested = threading.Event()
+        self.is_reconnecting = False
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
 
@@ -89,6 +90,7 @@ class Command(BaseCommand):
                     extra={"action": "scheduler_database_error"},
                 )
                 self._drop_connection()
+                self.is_reconnecting = True
                 self.stop_requested.wait(reconnect_wait)
                 reconnect_wait = min(reconnect_wait * 2, MAX_RECONNECT_WAIT_SECONDS)
                 continue
@@ -98,6 +100,7 @@ class Command(BaseCommand):
                 self.stop_requested.wait(interval)
 
     def _run_pass(self, batch_size: int | None):
+        self._notice_lost_connection()
         close_old_connections()
         started = time.monotonic()
         summary = run_scheduler_once(
@@ -105,6 +108,14 @@ class Command(BaseCommand):
             batch_hook=_hold_hook_from_environment(),
             should_stop=self.stop_requested.is_set,
         )
+
+        if self.is_reconnecting:
+            self.is_reconnecting = False
+            logger.info(
+                "Scheduler reconnected to the database (pid %s)",
+                os.getpid(),
+                extra={"action": "scheduler_reconnected"},
+            )
 
         if summary.did_work:
             logger.info(
@@ -119,6 +130,17 @@ class Command(BaseCommand):
                 extra={"action": "scheduler_pass", "workflow_ids": summary.workflow_ids[:50]},
             )
         return summary
+
+    def _notice_lost_connection(self) -> None:
+        """Log a connection that died between passes, which Django would replace silently."""
+        if connection.connection is None or connection.is_usable():
+            return
+        logger.warning(
+            "Scheduler lost its database connection between passes, reconnecting",
+            extra={"action": "scheduler_connection_lost"},
+        )
+        self.is_reconnecting = True
+        self._drop_connection()
 
     def _drop_connection(self) -> None:
         try:
