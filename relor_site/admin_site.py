@@ -13,6 +13,8 @@ class RelorAdminSite(admin.AdminSite):
     site_header = "Relor operator console"
     site_title = "Relor"
     index_title = "Operations"
+    # The admin is the whole user interface; there is no public site to link to.
+    site_url = None
 
     def index(self, request, extra_context=None):
         """Show workflow counts and the attention queue's age above the model list."""

@@ -97,9 +97,11 @@ def test_workflow_list_searches_id_and_business_key(client, alice, review_graph)
 
     by_key = client.get(CHANGELIST, {"q": "order-17"})
     by_id = client.get(CHANGELIST, {"q": str(first.pk)})
+    by_short_id = client.get(CHANGELIST, {"q": str(first.pk)[:8]})
 
     assert [row.pk for row in by_key.context["cl"].result_list] == [first.pk]
     assert [row.pk for row in by_id.context["cl"].result_list] == [first.pk]
+    assert first.pk in [row.pk for row in by_short_id.context["cl"].result_list]
 
 
 def test_attention_queue_lists_oldest_first(client, alice, review_graph, worker):

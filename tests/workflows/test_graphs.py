@@ -1358,7 +1358,7 @@ def test_graph_to_dot_writes_unicode_names() -> None:
 def test_graph_to_dot_marks_node_kinds() -> None:
     dot = graph_to_dot(parse_graph(review_document()))
 
-    assert dot.startswith("digraph {\n  rankdir=LR;\n")
+    assert dot.startswith("digraph {\n  rankdir=TB;\n")
     assert '" start" -> n0;' in dot
     assert 'n0 [shape="box", style="rounded", label="a\\nop_a", penwidth="2"];' in dot
     assert 'n1 [shape="hexagon", style="filled"' in dot

@@ -172,10 +172,11 @@ def _run_bulk(model_admin, request, queryset, name, title, check, apply):
 
     outcomes = [_apply_row(request, row, apply) for row in checks]
     counts = {kind: sum(1 for row in outcomes if row.outcome == kind) for kind in ("done", "skipped", "failed")}
-    messages.info(
-        request,
-        f"{title}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed.",
-    )
+    summary = f"{title}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed."
+    if counts["skipped"] or counts["failed"]:
+        messages.warning(request, summary)
+    else:
+        messages.success(request, summary)
     context = render_context(
         model_admin, request, f"{title}: outcome", outcomes=outcomes, counts=counts,
         action_title=title,

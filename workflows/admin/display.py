@@ -20,7 +20,7 @@ STATUS_BADGE_CLASSES = {
 def status_badge(workflow: Workflow) -> str:
     label = workflow.get_status_display()
     if workflow.status == WorkflowStatus.RUNNING and workflow.is_paused:
-        label = "paused"
+        label = "Paused"
     return format_html(
         '<span class="relor-badge {}">{}</span>', STATUS_BADGE_CLASSES[workflow.status], label
     )
@@ -41,5 +41,5 @@ def duration_text(delta: datetime.timedelta | None) -> str:
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
     parts = [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")]
-    shown = [f"{value}{unit}" for value, unit in parts if value][:2]
-    return " ".join(shown) or "0s"
+    largest = [f"{value}{unit}" for value, unit in parts if value][:2]
+    return " ".join(largest) or "0s"

@@ -26,7 +26,8 @@ class GraphUploadForm(forms.Form):
     document = forms.CharField(
         label="Graph JSON",
         widget=forms.Textarea(attrs={"rows": 20, "cols": 100, "class": "vLargeTextField"}),
-        help_text="The native form or the Go prototype's form.",
+        help_text="The graph as JSON: a start node, nodes and labelled edges, as in "
+        "the files of examples/graphs/.",
     )
 
     def __init__(self, *args, username: str = "", **kwargs) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 
 from django import forms
@@ -29,9 +30,10 @@ logger = logging.getLogger(__name__)
 #: Jobs shown on a workflow page, newest first; older ones stay in the job list.
 MAX_JOBS_SHOWN = 200
 
-#: What each control action does, shown on its confirmation page.
+#: Explanation of each control action, shown on its confirmation page.
 CONTROL_HELP = {
-    "retry": "Issues a new attempt at once, counted from 1 again. A worker still "
+    "retry": "Issues a new attempt at once, counted from 1 again, and lifts a "
+    "pause. A worker still "
     "running the current attempt will have its result rejected, so the step may "
     "run twice: make sure the operation is safe to repeat.",
     "pause": "Stops handing out and issuing jobs for this workflow. A job a worker "
@@ -65,6 +67,7 @@ class ResolveForm(forms.Form):
 class WorkflowAdmin(admin.ModelAdmin):
     list_display = [
         "short_id",
+        "business_key",
         "graph_version",
         "badge",
         "current_node",
@@ -72,7 +75,6 @@ class WorkflowAdmin(admin.ModelAdmin):
         "attention_reason",
         "time_at_node",
         "age",
-        "business_key",
     ]
     list_filter = [
         "status",
@@ -85,7 +87,7 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_select_related = ["graph"]
     list_per_page = 100
     search_fields = ["business_key"]
-    search_help_text = "Search by workflow id or business key."
+    search_help_text = "Search by workflow id (whole, or its first characters) or business key."
     actions = [
         bulk.retry_now,
         bulk.pause,
@@ -143,12 +145,21 @@ class WorkflowAdmin(admin.ModelAdmin):
         return duration_text(timezone.now() - workflow.created_at)
 
     def get_search_results(self, request, queryset, search_term):
-        """Match a full workflow id exactly, and anything else as a business key."""
+        """Match a whole workflow id, the start of one as the lists show it, or a business key."""
+        term = search_term.strip()
         try:
-            workflow_id = uuid.UUID(search_term.strip())
+            return queryset.filter(pk=uuid.UUID(term)), False
         except ValueError:
-            return super().get_search_results(request, queryset, search_term)
-        return queryset.filter(pk=workflow_id), False
+            pass
+
+        results, may_have_duplicates = super().get_search_results(request, queryset, term)
+        if re.fullmatch(r"[0-9a-fA-F]{4,31}", term):
+            results = results | queryset.filter(pk__startswith=term.lower())
+        return results, may_have_duplicates
+
+    def changelist_view(self, request, extra_context=None):
+        title = self.model._meta.verbose_name_plural.capitalize()
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
     # The workflow page and its actions
 
@@ -187,7 +198,10 @@ class WorkflowAdmin(admin.ModelAdmin):
             )
 
         history = selectors.workflow_history(workflow=workflow)
-        jobs = Job.objects.filter(workflow=workflow).order_by("-id")[:MAX_JOBS_SHOWN]
+        jobs = [
+            (job, json.dumps(job.output, ensure_ascii=False) if job.output else "")
+            for job in Job.objects.filter(workflow=workflow).order_by("-id")[:MAX_JOBS_SHOWN]
+        ]
         context = render_context(
             self,
             request,
@@ -307,12 +321,11 @@ class WorkflowNeedingAttentionAdmin(WorkflowAdmin):
 
     list_display = [
         "short_id",
+        "business_key",
         "graph_version",
         "current_node",
         "attention_reason",
-        "attempt",
         "waiting",
-        "business_key",
     ]
     list_filter = ["attention", GraphVersionFilter, CurrentNodeFilter]
     ordering = ["node_entered_at"]

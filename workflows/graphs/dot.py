@@ -42,7 +42,7 @@ def graph_to_dot(
     dot_ids = _dot_ids(graph)
     lines = [
         "digraph {",
-        "  rankdir=LR;",
+        "  rankdir=TB;",
         '  node [fontname="Helvetica"];',
         '  edge [fontname="Helvetica"];',
         f'  {_dot_quote(_DOT_START_MARKER)} [shape="point", width="0.15", label=""];',
