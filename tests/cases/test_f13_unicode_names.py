@@ -143,13 +143,14 @@ def test_unicode_names_run_unchanged_to_end(operator, worker, alice_client):
     assert graph_detail.status_code == 200
     dot_text = graph_detail.json()["dot"]
     for name in (CHECK, CAFE_COMPOSED, FLAG):
-        assert f'"{name}"' in dot_text, name
+        assert name in dot_text, name
     for label in (PASSED, OK_LABEL):
         assert f'label="{label}"' in dot_text, label
 
     drawing = graphviz_drawing(dot_text)
-    node_names = {node["name"] for node in drawing["objects"]}
-    assert {CHECK, CAFE_COMPOSED, FLAG} <= node_names
+    # Nodes are named by position in DOT; their ids are drawn as labels.
+    drawn_names = {text for node in drawing["objects"] for text in drawn_texts(node)}
+    assert {CHECK, CAFE_COMPOSED, FLAG} <= drawn_names
     edge_labels = [text for edge in drawing["edges"] for text in drawn_texts(edge)]
     assert sorted(edge_labels) == sorted([PASSED, OK_LABEL])
 
@@ -169,8 +170,7 @@ def test_quotes_and_backslashes_survive_dot(operator):
     dot_text = operator.get("/api/v1/graphs/quotes/1").json()["dot"]
     drawing = graphviz_drawing(dot_text)
 
-    # Graphviz keeps a backslash in a quoted node name as written, so the
-    # test compares the strings where Graphviz draws them, in the labels.
+    # The test compares the strings where Graphviz draws them, in the labels.
     node_labels = [drawn_texts(node) for node in drawing["objects"]]
     assert [node_id, "op_quote"] in node_labels
     assert [drawn_texts(edge) for edge in drawing["edges"]] == [[], [label]]

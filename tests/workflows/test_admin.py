@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
@@ -107,6 +109,9 @@ def test_workflow_list_searches_id_and_business_key(client, alice, review_graph)
 def test_attention_queue_lists_oldest_first(client, alice, review_graph, worker):
     first = at_review(worker)
     second = at_review(worker)
+    # Both escalated in one test transaction, whose clock stands still.
+    earlier = first.node_entered_at - datetime.timedelta(seconds=5)
+    Workflow.objects.filter(pk=first.pk).update(node_entered_at=earlier)
 
     response = client.get("/admin/workflows/workflowneedingattention/")
 
