@@ -6,7 +6,6 @@ server and is then killed, so it sends neither a heartbeat nor a release.
 
 from __future__ import annotations
 
-import datetime
 import re
 import signal
 import sys
@@ -14,7 +13,13 @@ import sys
 import pytest
 
 from jobs.models import Job
-from tests.invariants import db_snapshot
+from tests.cases.steps import (
+    assert_pass_changes_nothing,
+    g1,
+    parse_time,
+    seconds,
+    start_workflow,
+)
 from tests.processes import start_process, wait_until
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
@@ -26,19 +31,7 @@ pytestmark = [
     pytest.mark.usefixtures("invariants"),
 ]
 
-GRAPH = {
-    "start": "a",
-    "default_timeout": "60s",
-    "nodes": [
-        {"id": "a", "operation": "op_a", "timeout": "30s"},
-        {"id": "b", "operation": "op_b"},
-        {"id": "end"},
-    ],
-    "edges": [
-        {"from": "a", "to": "b", "label": "ok"},
-        {"from": "b", "to": "end", "label": "ok"},
-    ],
-}
+GRAPH = g1(timeout="30s")
 
 #: A worker that claims one op_a job, prints its id and then idles until it is
 #: killed. It gives up after 60 s, so a failed test leaves no process behind.
@@ -60,27 +53,6 @@ with opener.open(request, timeout=30) as response:
 print("claimed job", jobs[0]["id"], flush=True)
 threading.Event().wait(60)
 """
-
-
-def seconds(value: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=value)
-
-
-def parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text)
-
-
-def start_workflow(operator) -> str:
-    response = operator.post("/api/v1/workflows", {"graph": "g"}, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def assert_pass_changes_nothing() -> None:
-    before = db_snapshot()
-    summary = run_scheduler_once()
-    assert not summary.did_work
-    assert db_snapshot() == before
 
 
 def claimed_job_id(log_path) -> int | None:

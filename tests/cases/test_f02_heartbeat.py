@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime
-import threading
 
 import pytest
-from django.db import connection
 
 from jobs.models import Job
+from tests.cases.steps import (
+    assert_pass_changes_nothing,
+    assert_rejected,
+    g1,
+    parse_time,
+    run_together,
+    seconds,
+    start_workflow,
+)
 from tests.factories import GraphDefinitionFactory
-from tests.invariants import db_snapshot
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
 from workflows.services import workflow_start
@@ -20,53 +26,10 @@ pytestmark = [
     pytest.mark.usefixtures("invariants"),
 ]
 
-GRAPH = {
-    "start": "a",
-    "default_timeout": "60s",
-    "nodes": [
-        {"id": "a", "operation": "op_a", "timeout": "30s"},
-        {"id": "b", "operation": "op_b"},
-        {"id": "end"},
-    ],
-    "edges": [
-        {"from": "a", "to": "b", "label": "ok"},
-        {"from": "b", "to": "end", "label": "ok"},
-    ],
-}
+GRAPH = g1(timeout="30s")
 
 #: Rounds of the racing test, each releasing one heartbeat and one claim together.
 RACE_ROUNDS = 50
-
-
-def seconds(value: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=value)
-
-
-def parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text)
-
-
-def start_workflow(operator) -> str:
-    response = operator.post("/api/v1/workflows", {"graph": "g"}, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def assert_rejected(send, status: int, error: str):
-    """Send a request that must be rejected, and check that it changed no row."""
-    before = db_snapshot()
-    response = send()
-    assert response.status_code == status, response.content
-    assert response.json()["error"] == error
-    assert db_snapshot() == before
-    return response
-
-
-def assert_pass_changes_nothing() -> None:
-    before = db_snapshot()
-    summary = run_scheduler_once()
-    assert not summary.did_work
-    assert db_snapshot() == before
 
 
 def assert_claimed_by(
@@ -131,31 +94,6 @@ def test_heartbeat_never_hands_job_to_second_worker(
     assert workflow.current_node == "a"
     assert workflow.transition_id == 0
     assert not workflow.transitions.exists()
-
-
-def run_together(functions):
-    """Run each function in its own thread and connection, released by one barrier."""
-    barrier = threading.Barrier(len(functions))
-    results = [None] * len(functions)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = functions[index]()
-        except Exception as error:  # the test thread asserts on the result
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(index,)) for index in range(len(functions))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a racing request hung"
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

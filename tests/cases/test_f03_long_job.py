@@ -7,12 +7,19 @@ still running only the first completion moves the workflow.
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 
-from jobs.models import LIVE_STATUSES, Job
-from tests.invariants import db_snapshot
+from jobs.models import Job
+from tests.cases.steps import (
+    assert_pass_changes_nothing,
+    assert_rejected,
+    g1,
+    job_status,
+    live_jobs,
+    parse_time,
+    seconds,
+    start_workflow,
+)
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
 
@@ -26,66 +33,14 @@ pytestmark = [
 HEARTBEAT_ROUNDS = 60
 
 
-def graph_with(node_a: dict) -> dict:
-    return {
-        "start": "a",
-        "default_timeout": "60s",
-        "nodes": [
-            {"id": "a", "operation": "op_a", "timeout": "30s", **node_a},
-            {"id": "b", "operation": "op_b"},
-            {"id": "end"},
-        ],
-        "edges": [
-            {"from": "a", "to": "b", "label": "ok"},
-            {"from": "b", "to": "end", "label": "ok"},
-        ],
-    }
-
-
-def seconds(value: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=value)
-
-
-def parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text)
-
-
-def start_workflow(operator) -> str:
-    response = operator.post("/api/v1/workflows", {"graph": "g"}, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def assert_rejected(send, status: int, error: str):
-    """Send a request that must be rejected, and check that it changed no row."""
-    before = db_snapshot()
-    response = send()
-    assert response.status_code == status, response.content
-    assert response.json()["error"] == error
-    assert db_snapshot() == before
-    return response
-
-
-def assert_pass_changes_nothing() -> None:
-    before = db_snapshot()
-    summary = run_scheduler_once()
-    assert not summary.did_work
-    assert db_snapshot() == before
-
-
 def assert_at_most_one_live_job(workflow_id: str) -> None:
-    live = Job.objects.filter(workflow_id=workflow_id, status__in=LIVE_STATUSES)
-    assert live.count() <= 1
-
-
-def job_status(job_id: int) -> str:
-    return Job.objects.get(pk=job_id).status
+    assert live_jobs(workflow_id).count() <= 1
 
 
 def test_heartbeats_keep_one_attempt_alive(
     upload_graph, operator, make_worker, db_clock
 ):
-    upload_graph(graph_with({}))
+    upload_graph(g1(timeout="30s"))
     w1, w2 = make_worker("w1"), make_worker("w2")
     t0 = db_clock.now()
     workflow_id = start_workflow(operator)
@@ -114,7 +69,7 @@ def test_heartbeats_keep_one_attempt_alive(
 def test_max_duration_caps_heartbeat_deadline(
     upload_graph, operator, make_worker, db_clock
 ):
-    upload_graph(graph_with({"max_duration": "2m"}))
+    upload_graph(g1(timeout="30s", max_duration="2m"))
     w1, w2 = make_worker("w1"), make_worker("w2")
     t0 = db_clock.now()
     start_workflow(operator)
@@ -143,7 +98,7 @@ def test_max_duration_caps_heartbeat_deadline(
 def test_first_completion_of_overlapping_attempts_wins(
     upload_graph, operator, make_worker, db_clock
 ):
-    upload_graph(graph_with({}))
+    upload_graph(g1(timeout="30s"))
     w1, w2, w3 = make_worker("w1"), make_worker("w2"), make_worker("w3")
     t0 = db_clock.now()
     workflow_id = start_workflow(operator)

@@ -6,16 +6,20 @@ In every order of events, exactly one completion moves the workflow from
 
 from __future__ import annotations
 
-import datetime
 import logging
-import threading
 
 import pytest
-from django.db import connection
 
 from jobs.models import Job
+from tests.cases.steps import (
+    assert_rejected,
+    g1,
+    job_status,
+    run_together,
+    seconds,
+    start_workflow,
+)
 from tests.factories import GraphDefinitionFactory
-from tests.invariants import db_snapshot
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
 from workflows.services import workflow_start
@@ -25,40 +29,10 @@ pytestmark = [
     pytest.mark.usefixtures("invariants"),
 ]
 
-GRAPH = {
-    "start": "a",
-    "default_timeout": "60s",
-    "nodes": [
-        {"id": "a", "operation": "op_a"},
-        {"id": "b", "operation": "op_b"},
-        {"id": "end"},
-    ],
-    "edges": [
-        {"from": "a", "to": "b", "label": "ok"},
-        {"from": "b", "to": "end", "label": "ok"},
-    ],
-}
+GRAPH = g1()
 
 #: Rounds of the racing test, each releasing two completions together.
 RACE_ROUNDS = 50
-
-
-def seconds(value: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=value)
-
-
-def assert_rejected(send, status: int, error: str):
-    """Send a request that must be rejected, and check that it changed no row."""
-    before = db_snapshot()
-    response = send()
-    assert response.status_code == status, response.content
-    assert response.json()["error"] == error
-    assert db_snapshot() == before
-    return response
-
-
-def job_status(job_id: int) -> str:
-    return Job.objects.get(pk=job_id).status
 
 
 def expire_first_attempt(operator, w1, db_clock) -> tuple[str, int, int]:
@@ -67,9 +41,7 @@ def expire_first_attempt(operator, w1, db_clock) -> tuple[str, int, int]:
     Returns the workflow id and the ids of J1 and J2.
     """
     t0 = db_clock.now()
-    response = operator.post("/api/v1/workflows", {"graph": "g"}, format="json")
-    assert response.status_code == 201, response.content
-    workflow_id = response.json()["id"]
+    workflow_id = start_workflow(operator)
     [first] = w1.claim_jobs("op_a")
 
     db_clock.set(t0 + seconds(62))
@@ -172,31 +144,6 @@ def test_late_result_after_successor_is_rejected(
         assert "has moved on" in record.getMessage()
 
     assert_moved_once(workflow_id, "w2", second_id)
-
-
-def run_together(functions):
-    """Run each function in its own thread and connection, released by one barrier."""
-    barrier = threading.Barrier(len(functions))
-    results = [None] * len(functions)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = functions[index]()
-        except Exception as error:  # the test thread asserts on the result
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(index,)) for index in range(len(functions))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a racing request hung"
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,7 +8,6 @@ either untouched or fully handled.
 
 from __future__ import annotations
 
-import datetime
 import signal
 import threading
 import time
@@ -19,8 +18,8 @@ from django.db import connection, transaction
 
 from jobs import wakeup
 from jobs.models import Job
+from tests.cases.steps import assert_rejected, g1, seconds
 from tests.factories import GraphDefinitionFactory
-from tests.invariants import db_snapshot
 from tests.processes import manage, start_process, wait_until
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
@@ -31,19 +30,7 @@ pytestmark = [
     pytest.mark.usefixtures("invariants"),
 ]
 
-GRAPH = {
-    "start": "a",
-    "default_timeout": "60s",
-    "nodes": [
-        {"id": "a", "operation": "op_a", "timeout": "30s"},
-        {"id": "b", "operation": "op_b"},
-        {"id": "end"},
-    ],
-    "edges": [
-        {"from": "a", "to": "b", "label": "ok"},
-        {"from": "b", "to": "end", "label": "ok"},
-    ],
-}
+GRAPH = g1(timeout="30s")
 
 #: Seconds the parked claim of the shutdown test may wait for a job.
 PARKED_CLAIM_WAIT = 10
@@ -54,20 +41,6 @@ SCHEDULER_BATCH_SIZE = 10
 
 #: Maximum passes that the stopped-scheduler test runs to finish the work.
 MAX_CATCH_UP_PASSES = 20
-
-
-def seconds(value: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=value)
-
-
-def assert_rejected(send, status: int, error: str):
-    """Send a request that must be rejected, and check that it changed no row."""
-    before = db_snapshot()
-    response = send()
-    assert response.status_code == status, response.content
-    assert response.json()["error"] == error
-    assert db_snapshot() == before
-    return response
 
 
 @pytest.mark.django_db

@@ -7,12 +7,18 @@ third attempt expires, the workflow either waits for an operator with
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 
-from jobs.models import LIVE_STATUSES, Job
-from tests.invariants import db_snapshot
+from jobs.models import Job
+from tests.cases.steps import (
+    assert_pass_changes_nothing,
+    assert_rejected,
+    g1,
+    live_jobs,
+    parse_time,
+    seconds,
+    start_workflow,
+)
 from workflows.clock import db_now
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
@@ -35,55 +41,17 @@ DEFAULT_BACKOFF_WAITS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]
 
 
 def graph_with(node_a: dict, *, give_up: bool = False) -> dict:
-    nodes = [
-        {"id": "a", "operation": "op_a", **node_a},
-        {"id": "b", "operation": "op_b"},
-        {"id": "end"},
-    ]
-    edges = [
-        {"from": "a", "to": "b", "label": "ok"},
-        {"from": "b", "to": "end", "label": "ok"},
-    ]
+    """Return G1 with the ``node_a`` settings at ``a``.
+
+    With ``give_up``, a workflow whose attempts at ``a`` are exhausted follows the
+    ``give_up`` label to the failed node ``lost``.
+    """
+    graph = g1(**node_a)
     if give_up:
-        nodes[0]["on_exhausted"] = "give_up"
-        nodes.append({"id": "lost", "outcome": "failed"})
-        edges.append({"from": "a", "to": "lost", "label": "give_up"})
-    return {"start": "a", "default_timeout": "60s", "nodes": nodes, "edges": edges}
-
-
-def seconds(value: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=value)
-
-
-def parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text)
-
-
-def start_workflow(operator) -> str:
-    response = operator.post("/api/v1/workflows", {"graph": "g"}, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def assert_rejected(send, status: int, error: str):
-    """Send a request that must be rejected, and check that it changed no row."""
-    before = db_snapshot()
-    response = send()
-    assert response.status_code == status, response.content
-    assert response.json()["error"] == error
-    assert db_snapshot() == before
-    return response
-
-
-def assert_pass_changes_nothing() -> None:
-    before = db_snapshot()
-    summary = run_scheduler_once()
-    assert not summary.did_work
-    assert db_snapshot() == before
-
-
-def live_jobs(workflow_id: str):
-    return Job.objects.filter(workflow_id=workflow_id, status__in=LIVE_STATUSES)
+        graph["nodes"][0]["on_exhausted"] = "give_up"
+        graph["nodes"].append({"id": "lost", "outcome": "failed"})
+        graph["edges"].append({"from": "a", "to": "lost", "label": "give_up"})
+    return graph
 
 
 def crash_through_three_attempts(worker, db_clock, workflow_id: str) -> list[int]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from jobs.models import LIVE_STATUSES, Job
-from tests.invariants import db_snapshot
+from jobs.models import Job
+from tests.cases.steps import (
+    assert_pass_changes_nothing,
+    live_jobs,
+    parse_time,
+    seconds,
+    start_workflow,
+)
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
 
@@ -61,31 +65,6 @@ POLL_ROUNDS = 200
 
 #: Maximum jobs the budget test completes before it calls the loop endless.
 MAX_LOOP_JOBS = 20
-
-
-def seconds(value: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=value)
-
-
-def parse_time(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text)
-
-
-def start_workflow(operator) -> str:
-    response = operator.post("/api/v1/workflows", {"graph": "g"}, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def assert_pass_changes_nothing() -> None:
-    before = db_snapshot()
-    summary = run_scheduler_once()
-    assert not summary.did_work
-    assert db_snapshot() == before
-
-
-def live_jobs(workflow_id: str):
-    return Job.objects.filter(workflow_id=workflow_id, status__in=LIVE_STATUSES)
 
 
 def spin_check_loop(worker, workflow_id: str) -> list[tuple[int, str]]:

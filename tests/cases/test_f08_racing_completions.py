@@ -13,9 +13,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from jobs.models import Job
+from tests.cases.steps import assert_rejected, run_together
 from tests.factories import LINEAR_GRAPH, OperatorFactory
 from tests.invariants import db_snapshot
-from tests.jobs.test_concurrency import run_together
 from workflows.models import Transition, Workflow
 from workflows.services import workflow_start
 
@@ -150,10 +150,6 @@ def test_operator_advances_race_and_worker_gets_409(skip_graph, worker, caplog):
         assert Transition.objects.filter(workflow=workflow).count() == 1
         assert Job.objects.get(pk=job["id"]).status == "stale"
 
-        before = db_snapshot()
-        late = worker.complete(job["id"], "ok")
-        assert late.status_code == 409
-        assert late.json()["error"] == "job_stale"
-        assert db_snapshot() == before
+        assert_rejected(lambda: worker.complete(job["id"], "ok"), 409, "job_stale")
 
     assert error_records(caplog) == []

@@ -10,9 +10,8 @@ import pytest
 from django.db.models import Count, Q
 
 from jobs.models import Job
+from tests.cases.steps import assert_pass_changes_nothing, run_together
 from tests.factories import GraphDefinitionFactory
-from tests.invariants import db_snapshot
-from tests.jobs.test_concurrency import run_together
 from tests.processes import manage, start_process, wait_until
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
@@ -105,11 +104,7 @@ def test_two_scheduler_processes_no_duplicate_attempts(make_worker, db_clock, tm
         assert unexpected_error_lines(log) == []
         assert "Scheduler stopped" in log
     assert_one_second_attempt_each(WORKFLOW_COUNT)
-
-    before = db_snapshot()
-    summary = run_scheduler_once()
-    assert not summary.did_work
-    assert db_snapshot() == before
+    assert_pass_changes_nothing()
 
 
 def test_second_pass_skips_held_rows(make_worker, db_clock):
@@ -148,7 +143,4 @@ def test_second_pass_skips_held_rows(make_worker, db_clock):
     assert first.attempts_expired + second.attempts_expired == count
     assert first.jobs_issued + second.jobs_issued == count
     assert_one_second_attempt_each(count)
-
-    before = db_snapshot()
-    assert not run_scheduler_once().did_work
-    assert db_snapshot() == before
+    assert_pass_changes_nothing()

@@ -7,9 +7,9 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs.models import Job
+from tests.cases.steps import assert_rejected, run_together
 from tests.factories import OperatorFactory
 from tests.invariants import db_snapshot
-from tests.jobs.test_concurrency import run_together
 from workflows.models import Transition, Workflow
 from workflows.services import workflow_start
 
@@ -108,16 +108,8 @@ def test_operator_first_makes_worker_result_stale(fix_graph, worker, alice_clien
     )
     assert Job.objects.get(pk=job["id"]).status == "stale"
 
-    before = db_snapshot()
-    completion = worker.complete(job["id"], "resolved")
-    assert completion.status_code == 409
-    assert completion.json()["error"] == "job_stale"
-    assert db_snapshot() == before
-
-    heartbeat = worker.heartbeat(job["id"])
-    assert heartbeat.status_code == 409
-    assert heartbeat.json()["error"] == "job_stale"
-    assert db_snapshot() == before
+    assert_rejected(lambda: worker.complete(job["id"], "resolved"), 409, "job_stale")
+    assert_rejected(lambda: worker.heartbeat(job["id"]), 409, "job_stale")
 
 
 @pytest.mark.django_db
@@ -150,15 +142,12 @@ def test_worker_first_then_operator_sees_move(fix_graph, worker, alice_client, o
     url = f"/api/v1/workflows/{workflow.pk}/advance"
     body = {"transition_id": 0, "label": "give_up", "reason": REASON}
 
-    as_operator = operator.post(url, body, format="json")
-    assert as_operator.status_code == 409
-    assert as_operator.json()["error"] == "workflow_finished"
-    assert db_snapshot() == before
-
-    as_worker = worker.post(url, body, format="json")
-    assert as_worker.status_code == 403
-    assert as_worker.json()["error"] == "permission_denied"
-    assert db_snapshot() == before
+    assert_rejected(
+        lambda: operator.post(url, body, format="json"), 409, "workflow_finished"
+    )
+    assert_rejected(
+        lambda: worker.post(url, body, format="json"), 403, "permission_denied"
+    )
     assert Transition.objects.filter(workflow=workflow).count() == 1
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.cases.steps import g1
 from tests.processes import REPO_ROOT, free_port, manage, start_process, wait_until
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
@@ -39,19 +40,7 @@ T0 = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
 OUTAGE_SECONDS = 10
 
 #: G1 with a 5 s timeout at ``a``.
-GRAPH = {
-    "start": "a",
-    "default_timeout": "60s",
-    "nodes": [
-        {"id": "a", "operation": "op_a", "timeout": "5s"},
-        {"id": "b", "operation": "op_b"},
-        {"id": "end"},
-    ],
-    "edges": [
-        {"from": "a", "to": "b", "label": "ok"},
-        {"from": "b", "to": "end", "label": "ok"},
-    ],
-}
+GRAPH = g1(timeout="5s")
 
 #: Python for ``manage.py shell`` on the throwaway database. It stores G1,
 #: creates the accounts and prints their API tokens as JSON.
