@@ -16,7 +16,7 @@ FAILURE_WINDOW_SECONDS = 60
 
 
 class ThrottledTokenAuthentication(TokenAuthentication):
-    """DRF's token authentication that answers 429 to clients guessing tokens.
+    """DRF's token authentication that returns 429 to clients guessing tokens.
 
     DRF checks throttles only after authentication succeeds, so failures are
     counted here, per client address, in Django's cache.

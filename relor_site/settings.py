@@ -136,7 +136,7 @@ RELOR_MAX_PAYLOAD_BYTES = int(os.environ.get("RELOR_MAX_PAYLOAD_BYTES", 256 * 10
 RELOR_MAX_NAME_LENGTH = int(os.environ.get("RELOR_MAX_NAME_LENGTH", 100))
 RELOR_MAX_CLAIM_WAIT_SECONDS = float(os.environ.get("RELOR_MAX_CLAIM_WAIT_SECONDS", 30))
 RELOR_MAX_CLAIM_JOBS = int(os.environ.get("RELOR_MAX_CLAIM_JOBS", 100))
-# Each parked long poll holds one server thread, so this must stay below the
+# Each parked long poll occupies one server thread, so this must stay below the
 # threads of one API process, leaving threads for completions and heartbeats.
 RELOR_MAX_PARKED_POLLS = int(os.environ.get("RELOR_MAX_PARKED_POLLS", 16))
 RELOR_POLL_INTERVAL_SECONDS = float(os.environ.get("RELOR_POLL_INTERVAL_SECONDS", 0.25))

@@ -2,9 +2,9 @@
 
 The test runs its own throwaway PostgreSQL server, so stopping it touches
 nothing else. The API server, the scheduler and two example workers run as
-processes against it; the server is stopped and started again while they work,
-and every workflow must still finish or wait for an operator, with the
-invariants intact.
+processes against it. The server is stopped and started again while they work.
+Every workflow must still finish or wait for an operator, with the invariants
+intact.
 """
 
 from __future__ import annotations

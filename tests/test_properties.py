@@ -106,19 +106,19 @@ LOOP_GRAPH = {
 }
 
 
-def apply_action(action, workflow_id, label, worker, operator, held, db_clock):
+def apply_action(action, workflow_id, label, worker, operator, held_jobs, db_clock):
     """Apply one action; return the response, or None for actions without one."""
     base = f"/api/v1/workflows/{workflow_id}"
     if action == "claim":
         for job in worker.claim_jobs("op_a", "op_b", max_jobs=3):
-            held[job["workflow_id"]] = job
+            held_jobs[job["workflow_id"]] = job
         return None
     if action == "expire":
         db_clock.advance(31)
         run_scheduler_once()
         return None
 
-    job = held.get(str(workflow_id))
+    job = held_jobs.get(str(workflow_id))
     if action in ("complete", "release", "heartbeat"):
         if job is None:
             return None
@@ -142,12 +142,12 @@ def apply_action(action, workflow_id, label, worker, operator, held, db_clock):
 def test_random_actions_keep_invariants(upload_graph, worker, operator, db_clock, actions):
     upload_graph(LOOP_GRAPH, name="loop")
     workflow_ids = [workflow_start(graph_name="loop")[0].pk for _ in range(3)]
-    held: dict[str, dict] = {}
+    held_jobs: dict[str, dict] = {}
 
     for action, index, label in actions:
         before = db_snapshot()
         response = apply_action(
-            action, workflow_ids[index], label, worker, operator, held, db_clock
+            action, workflow_ids[index], label, worker, operator, held_jobs, db_clock
         )
 
         if response is not None:

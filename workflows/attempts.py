@@ -1,4 +1,4 @@
-"""What workers report about a job: completion, heartbeat and release.
+"""Worker reports about a job: completion, heartbeat and release.
 
 Each report locks the workflow row and then the job row. Operator actions and
 scheduler passes lock in the same order, and claims skip locked rows instead of

@@ -109,7 +109,7 @@ def test_workflow_list_searches_id_and_business_key(client, alice, review_graph)
 def test_attention_queue_lists_oldest_first(client, alice, review_graph, worker):
     first = at_review(worker)
     second = at_review(worker)
-    # Both escalated in one test transaction, whose clock stands still.
+    # Both escalated in one test transaction, whose clock does not move.
     earlier = first.node_entered_at - datetime.timedelta(seconds=5)
     Workflow.objects.filter(pk=first.pk).update(node_entered_at=earlier)
 
