@@ -108,6 +108,16 @@ def test_random_kills_lose_and_duplicate_nothing(tmp_path, request):
     roles = make_roles(tmp_path, port, token)
     for role in roles:
         role.start()
+    try:
+        run_chaos(roles, port, workflow_count, chaos_seconds, rng)
+    finally:
+        for role in roles:
+            if role.process.poll() is None:
+                role.process.kill()
+                role.process.wait(timeout=30)
+
+
+def run_chaos(roles: list[Role], port: int, workflow_count: int, chaos_seconds, rng) -> None:
     wait_until(lambda: is_listening(port), 30, "the API server listens")
 
     workflow_ids = []

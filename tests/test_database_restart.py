@@ -10,6 +10,7 @@ intact.
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -78,6 +79,31 @@ def unsettled_count(server: ThrowawayServer) -> int:
     return int(output.split("UNSETTLED")[-1])
 
 
+def restart_under_load(server: ThrowawayServer, processes: dict) -> None:
+    wait_until(lambda: transition_count(server) >= 10, 60, "the workflows make progress")
+    server.stop()
+    wait_until(lambda: not is_listening(server.port), 30, "the server is down")
+    for name, process in processes.items():
+        assert process.poll() is None, f"{name} died while the database was down"
+    server.start()
+    wait_until(lambda: unsettled_count(server) == 0, 180, "every workflow settles")
+
+
+def stop_all(processes: dict) -> dict[str, int]:
+    """Stop every process, also when the test failed, and return their exit codes."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    exit_codes = {}
+    for name, process in processes.items():
+        try:
+            exit_codes[name] = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            exit_codes[name] = process.wait(timeout=10)
+    return exit_codes
+
+
 def test_database_restart_under_load(server, tmp_path):
     run_manage(server, "migrate", "--noinput")
     run_manage(server, "loadgraphs", "examples/graphs")
@@ -109,17 +135,11 @@ def test_database_restart_under_load(server, tmp_path):
         name = f"worker-{number}"
         processes[name] = start_process(worker_args, name, tmp_path / f"{name}.log")
 
-    wait_until(lambda: transition_count(server) >= 10, 60, "the workflows make progress")
-    server.stop()
-    wait_until(lambda: not is_listening(server.port), 30, "the server is down")
-    for name, process in processes.items():
-        assert process.poll() is None, f"{name} died while the database was down"
-    server.start()
-
-    wait_until(lambda: unsettled_count(server) == 0, 180, "every workflow settles")
-    for name, process in processes.items():
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, name
+    try:
+        restart_under_load(server, processes)
+    finally:
+        exit_codes = stop_all(processes)
+    assert exit_codes == {name: 0 for name in processes}
     for log in tmp_path.glob("*.log"):
         assert b"Traceback" not in log.read_bytes(), log.name
     scheduler_log = (tmp_path / "scheduler.log").read_text()
