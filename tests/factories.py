@@ -44,6 +44,26 @@ def group_named(name: str) -> Group:
     return group
 
 
+#: A step that may escalate to a manual review, whose labels end, fail or loop back.
+REVIEW_GRAPH = {
+    "start": "a",
+    "default_timeout": "60s",
+    "nodes": [
+        {"id": "a", "operation": "op_a"},
+        {"id": "review", "manual": True},
+        {"id": "done"},
+        {"id": "rejected", "outcome": "failed"},
+    ],
+    "edges": [
+        {"from": "a", "to": "done", "label": "ok"},
+        {"from": "a", "to": "review", "label": "escalate"},
+        {"from": "review", "to": "done", "label": "approve"},
+        {"from": "review", "to": "rejected", "label": "reject"},
+        {"from": "review", "to": "a", "label": "recheck"},
+    ],
+}
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()

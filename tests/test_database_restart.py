@@ -15,12 +15,11 @@ import sys
 
 import pytest
 
-from tests.cases.test_f14_database_connection_loss import (
+from tests.cases.test_f14_database_connection_loss import (  # noqa: F401
     ThrowawayServer,
     is_listening,
-    postgresql_bin,
     run_manage,
-    server_user,
+    server,
 )
 from tests.processes import free_port, manage, start_process, wait_until
 
@@ -46,24 +45,6 @@ with transaction.atomic():
     unsettled = Workflow.objects.filter(status="running", attention="", is_paused=False)
     print("UNSETTLED", unsettled.count())
 """
-
-
-@pytest.fixture
-def server():
-    bin_folder = postgresql_bin()
-    user = server_user()
-    if bin_folder is None or user is None:
-        pytest.skip("needs PostgreSQL's initdb and a non-root account to run it")
-
-    server = ThrowawayServer(bin_folder, user)
-    try:
-        server.initdb()
-        server.start()
-        with server.connect("postgres") as connection:
-            connection.execute("CREATE DATABASE relor")
-        yield server
-    finally:
-        server.remove()
 
 
 def transition_count(server: ThrowawayServer) -> int:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 
-from jobs.models import Job, JobStatus, LIVE_STATUSES
-from jobs.services import job_issue
+from jobs.models import Job, JobStatus
+from jobs.services import job_issue, job_live_get
 from workflows.clock import db_now
 from workflows.definitions import graph_of
 from workflows.models import Workflow, WorkflowStatus
@@ -96,7 +96,7 @@ def _run_batch(batch_size: int, summary: PassSummary, batch_hook: BatchHook | No
 def _act_on_due_workflow(workflow: Workflow, now: datetime.datetime, summary: PassSummary) -> None:
     graph = graph_of(workflow.graph)
     transition_before = workflow.transition_id
-    job = Job.objects.select_for_update().filter(workflow=workflow, status__in=LIVE_STATUSES).first()
+    job = job_live_get(workflow=workflow)
 
     if job is not None and job.status == JobStatus.CLAIMED and job.deadline <= now:
         _expire(job)

@@ -13,7 +13,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from jobs.models import Job
-from tests.factories import OperatorFactory, UserFactory
+from tests.factories import REVIEW_GRAPH, OperatorFactory, UserFactory
 from tests.invariants import db_snapshot
 from workflows import services
 from workflows.models import Transition, Workflow
@@ -24,25 +24,6 @@ pytestmark = [
     pytest.mark.postgresql,
     pytest.mark.usefixtures("invariants"),
 ]
-
-#: G2: an automatic step that may escalate to a manual review.
-REVIEW_GRAPH = {
-    "start": "a",
-    "default_timeout": "60s",
-    "nodes": [
-        {"id": "a", "operation": "op_a"},
-        {"id": "review", "manual": True},
-        {"id": "done"},
-        {"id": "rejected", "outcome": "failed"},
-    ],
-    "edges": [
-        {"from": "a", "to": "done", "label": "ok"},
-        {"from": "a", "to": "review", "label": "escalate"},
-        {"from": "review", "to": "done", "label": "approve"},
-        {"from": "review", "to": "rejected", "label": "reject"},
-        {"from": "review", "to": "a", "label": "recheck"},
-    ],
-}
 
 CHANGELIST = "/admin/workflows/workflow/"
 REASON = "batch approve"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import pytest
-from django.db import connection
 
 from jobs.models import Job
+from tests.cases.steps import run_together
 from tests.factories import GraphDefinitionFactory
 from workflows.models import Workflow
 from workflows.scheduler import run_scheduler_once
@@ -19,28 +18,6 @@ pytestmark = [
     pytest.mark.postgresql,
     pytest.mark.usefixtures("invariants"),
 ]
-
-
-def run_together(functions: list[Callable[[], object]]) -> list[object]:
-    """Run each function in its own thread and connection, released by one barrier."""
-    barrier = threading.Barrier(len(functions))
-    results: list[object] = [None] * len(functions)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = functions[index]()
-        except Exception as error:  # reported to the test thread below
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(functions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def test_eight_claims_at_once_get_distinct_jobs(make_worker):

@@ -9,31 +9,19 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from jobs.models import Job
-from tests.factories import GraphDefinitionFactory, OperatorFactory, UserFactory, WorkerFactory
+from tests.factories import (
+    REVIEW_GRAPH,
+    GraphDefinitionFactory,
+    OperatorFactory,
+    UserFactory,
+    WorkerFactory,
+)
 from workflows import services
 from workflows.admin.display import STATUS_BADGE_CLASSES
 from workflows.models import Workflow, WorkflowStatus
 from workflows.services import workflow_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("invariants")]
-
-REVIEW_GRAPH = {
-    "start": "a",
-    "default_timeout": "60s",
-    "nodes": [
-        {"id": "a", "operation": "op_a"},
-        {"id": "review", "manual": True},
-        {"id": "done"},
-        {"id": "rejected", "outcome": "failed"},
-    ],
-    "edges": [
-        {"from": "a", "to": "done", "label": "ok"},
-        {"from": "a", "to": "review", "label": "escalate"},
-        {"from": "review", "to": "done", "label": "approve"},
-        {"from": "review", "to": "rejected", "label": "reject"},
-        {"from": "review", "to": "a", "label": "recheck"},
-    ],
-}
 
 CHANGELIST = "/admin/workflows/workflow/"
 
